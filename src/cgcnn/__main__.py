@@ -1,0 +1,5 @@
+import sys
+
+from cgcnn.cli import main
+
+sys.exit(main())

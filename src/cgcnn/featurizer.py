@@ -1,0 +1,279 @@
+"""Featurize many structures into the graph cache, in parallel, reusing what is cached.
+
+This is the engine behind ``cgcnn featurize`` and :class:`cgcnn.CrystalGraphDataset`.  It
+needs numpy, pymatgen's neighbour search and gemmi, but not torch.
+
+For each record (in source order): read its bytes, hash them, look the (settings,
+content) key up in the cache; misses are parsed and featurized by worker processes in
+chunks, and the main process writes their results to the cache, committing every chunk,
+so a run that stops half-way keeps everything it finished.
+"""
+
+from __future__ import annotations
+
+import csv
+import multiprocessing
+import os
+import sys
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cgcnn.cache import GraphStore, encode_graph
+from cgcnn.errors import InputError
+from cgcnn.graph import GraphSettings, build_graph
+from cgcnn.io import StructureRecord, content_hash, parse_payload
+
+#: Structures per task sent to a worker process.
+CHUNK_SIZE = 64
+#: Below this many structures to featurize, a process pool costs more than it saves.
+MIN_PARALLEL = 256
+
+
+@dataclass
+class Skipped:
+    """A structure left out, and why."""
+
+    id: str
+    source: str
+    reason: str
+
+
+@dataclass
+class FeaturizeReport:
+    """What :func:`featurize_records` did.
+
+    Attributes:
+        ids: ids of the usable structures, in source order.
+        targets: their targets (None where unknown).
+        rowids: where each graph is in the cache.
+        featurized / reused: graphs computed now / found in the cache.
+        skipped: structures left out (only with ``skip_invalid``).
+        short_atoms / short_structures: atoms with fewer than ``max_neighbors`` neighbours
+            within the radius, and structures holding such atoms.
+        seconds: wall time.
+    """
+
+    ids: list[str] = field(default_factory=list)
+    targets: list[tuple[float, ...] | None] = field(default_factory=list)
+    rowids: list[int] = field(default_factory=list)
+    featurized: int = 0
+    reused: int = 0
+    skipped: list[Skipped] = field(default_factory=list)
+    short_atoms: int = 0
+    short_structures: int = 0
+    seconds: float = 0.0
+
+    def summary(self, settings: GraphSettings) -> str:
+        lines = [
+            f"{len(self.ids)} structures ready: {self.featurized} featurized, "
+            f"{self.reused} reused from the cache, {len(self.skipped)} skipped "
+            f"({self.seconds:.2f} s)"
+        ]
+        if self.short_atoms:
+            lines.append(
+                f"warning: {self.short_atoms} atoms in {self.short_structures} structures have "
+                f"fewer than {settings.max_neighbors} neighbours within {settings.radius:g} Å; "
+                "they get fewer edges (no padding); --grow-radius widens the search instead"
+            )
+        return "\n".join(lines)
+
+    def write_skipped(self, path: str | os.PathLike) -> None:
+        """Write the skipped structures as CSV ``id,source,reason``."""
+        with open(path, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["id", "source", "reason"])
+            for item in self.skipped:
+                writer.writerow([item.id, item.source, item.reason])
+
+
+def featurize_records(
+    records: Iterable[StructureRecord],
+    settings: GraphSettings,
+    store: GraphStore,
+    *,
+    workers: int | None = None,
+    skip_invalid: bool = False,
+    progress: bool = True,
+    total: int | None = None,
+) -> FeaturizeReport:
+    """Make sure every record's graph is in ``store``; return where they are.
+
+    Args:
+        records: from :func:`cgcnn.io.iter_structures`.
+        settings: the graph settings.
+        store: the cache.
+        workers: processes for featurization (default: all cores).
+        skip_invalid: leave bad structures out (listed in the report) instead of raising.
+        progress: show a progress bar (only on a terminal).
+        total: number of records, for the progress bar, when known.
+
+    Raises:
+        InputError: the first bad structure or row, unless ``skip_invalid``; everything
+            featurized before it stays in the cache.
+    """
+    from tqdm.auto import tqdm
+
+    start = time.perf_counter()
+    workers = max(1, workers if workers is not None else (os.cpu_count() or 1))
+    key = settings.key()
+    report = FeaturizeReport()
+    seen: dict[str, str] = {}
+    # index in report.* -> None until its graph is stored (misses) ; -1 marks a dropped entry
+    bar = tqdm(total=total, unit="structure", desc="featurize", disable=None if progress else True)
+
+    def reject(rid: str, source: str, reason: str) -> None:
+        if not skip_invalid:
+            raise InputError(source, reason)
+        report.skipped.append(Skipped(rid, source, reason))
+
+    def entries() -> Iterator[tuple[int, str, Any, bytes]]:
+        """Yield (slot, fmt, payload, digest) for cache misses; fill hits directly."""
+        for record in records:
+            bar.update(1)
+            if record.error is not None:
+                reject(record.id, record.source, record.error)
+                continue
+            if record.id in seen:
+                reject(record.id, record.source, f"duplicate id {record.id!r} (also {seen[record.id]})")
+                continue
+            try:
+                payload = record.raw()
+            except InputError as exc:
+                reject(record.id, record.source, exc.reason)
+                continue
+            seen[record.id] = record.source
+            digest = content_hash(record.fmt, payload)
+            report.ids.append(record.id)
+            report.targets.append(record.target)
+            hit = store.lookup(key, digest)
+            if hit is not None:
+                report.rowids.append(hit[0])
+                report.reused += 1
+                _count_short(report, hit[2])
+            else:
+                report.rowids.append(-1)
+                yield len(report.rowids) - 1, record, payload, digest
+
+    def store_results(results: list[tuple]) -> None:
+        for slot, digest, outcome in results:
+            if isinstance(outcome, InputError):
+                report.rowids[slot] = -2
+                reject(report.ids[slot], outcome.source or "", outcome.reason)
+                continue
+            value, n_atoms, n_short = outcome
+            report.rowids[slot] = store.insert(key, digest, n_atoms, n_short, value)
+            report.featurized += 1
+            _count_short(report, n_short)
+        store.commit()
+
+    try:
+        pending = entries()
+        if workers == 1:
+            for chunk in _chunks(pending, CHUNK_SIZE):
+                store_results(_featurize_chunk(_tasks(chunk), settings))
+        else:
+            _run_parallel(pending, settings, workers, store_results)
+    finally:
+        store.commit()
+        bar.close()
+
+    dropped = {i for i, rowid in enumerate(report.rowids) if rowid < 0}
+    if dropped:
+        keep = [i for i in range(len(report.rowids)) if i not in dropped]
+        report.ids = [report.ids[i] for i in keep]
+        report.targets = [report.targets[i] for i in keep]
+        report.rowids = [report.rowids[i] for i in keep]
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _count_short(report: FeaturizeReport, n_short: int) -> None:
+    if n_short:
+        report.short_atoms += n_short
+        report.short_structures += 1
+
+
+def _tasks(chunk: list[tuple[int, StructureRecord, Any, bytes]]) -> list[tuple]:
+    return [(slot, rec.fmt, payload, rec.source, digest) for slot, rec, payload, digest in chunk]
+
+
+def _chunks(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
+    chunk: list[Any] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _run_parallel(pending: Iterator, settings: GraphSettings, workers: int, store_results) -> None:
+    """Featurize in a process pool, at most ``4 * workers`` chunks in flight."""
+    first = list(_take(pending, MIN_PARALLEL))
+    if len(first) < MIN_PARALLEL:  # small job: no pool
+        for chunk in _chunks(iter(first), CHUNK_SIZE):
+            store_results(_featurize_chunk(_tasks(chunk), settings))
+        return
+    context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else None)
+    in_flight: deque[Future] = deque()
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        try:
+            for chunk in _chunks(_chain(first, pending), CHUNK_SIZE):
+                in_flight.append(pool.submit(_featurize_chunk, _tasks(chunk), settings))
+                while len(in_flight) >= 4 * workers:
+                    done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                    for future in [f for f in in_flight if f in done]:
+                        in_flight.remove(future)
+                        store_results(future.result())
+            for future in in_flight:
+                store_results(future.result())
+        except BaseException:
+            for future in in_flight:
+                future.cancel()
+            raise
+
+
+def _take(items: Iterator[Any], n: int) -> Iterator[Any]:
+    for _, item in zip(range(n), items, strict=False):
+        yield item
+
+
+def _chain(first: list[Any], rest: Iterator[Any]) -> Iterator[Any]:
+    yield from first
+    yield from rest
+
+
+def _featurize_chunk(tasks: list[tuple], settings: GraphSettings) -> list[tuple]:
+    """Worker: parse and featurize; returns (slot, digest, (value, n_atoms, n_short) | error)."""
+    out = []
+    for slot, fmt, payload, source, digest in tasks:
+        try:
+            graph = build_graph(parse_payload(fmt, payload, source), settings, source)
+        except InputError as exc:
+            out.append((slot, digest, exc))
+            continue
+        n_short = int(np.count_nonzero(graph.neighbor_counts() < settings.max_neighbors))
+        out.append((slot, digest, (encode_graph(graph), graph.num_atoms, n_short)))
+    return out
+
+
+def count_records_hint(source: Any) -> int | None:
+    """A cheap count of the structures in ``source`` for a progress bar, or None."""
+    try:
+        if isinstance(source, list | tuple | dict):
+            return len(source)
+        path = Path(source)
+        if path.is_dir() and (path / "id_prop.csv").is_file():
+            with open(path / "id_prop.csv", "rb") as handle:
+                return sum(1 for line in handle if line.strip())
+    except (TypeError, OSError):
+        return None
+    return None

@@ -1,0 +1,276 @@
+"""Crystal -> crystal graph: the periodic neighbour search and its deterministic ordering.
+
+For every atom *i* we find the atoms *j* (in any periodic image) within ``radius`` and keep
+the ``max_neighbors`` nearest.  Ties are broken by a fixed key so that the same crystal
+always gives the same graph:
+
+    (distance rounded to 1e-6 Å, Z of the neighbour, index of the neighbour, image a, b, c)
+
+The rounding makes distances that differ only by floating-point noise (1e-15 Å, e.g. after
+a rotation) count as equal; putting the element before the index makes the *multiset* of
+kept edges ``(Z_i, Z_j, d)`` independent of how the sites are numbered, even when a tie at
+the last kept distance mixes elements.
+
+Atoms with fewer than ``max_neighbors`` neighbours within the radius simply get fewer edges.
+The original CGCNN pads them with fake neighbours (atom 0 at radius + 1 Å), which then leak
+into the model; we do not.  ``grow_radius=True`` instead enlarges the radius for that
+structure (by half the radius each step, up to ``MAX_GROWN_RADIUS``) until every atom has
+``max_neighbors`` neighbours.
+
+The search itself is pymatgen's compiled cell-list search
+(:func:`pymatgen.optimization.neighbors.find_points_in_spheres`, the engine behind
+``Structure.get_neighbor_list``), ≈ 0.05 ms for a 5-atom perovskite at 8 Å against
+≈ 7-14 ms for ``Structure.get_all_neighbors``; the sorting and truncation are vectorised
+numpy, with no Python loop over atoms.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from cgcnn.crystal import Crystal
+from cgcnn.errors import InputError
+
+if TYPE_CHECKING:
+    from pymatgen.core import Structure
+    from torch_geometric.data import Data
+
+#: Bumped whenever the graph construction changes, so cached graphs are rebuilt.
+GRAPH_VERSION = 1
+
+#: ``grow_radius`` never searches farther than this, Å.
+MAX_GROWN_RADIUS = 30.0
+
+#: Distances are rounded to this many decimals (Å) in the ordering key only.
+_TIE_DECIMALS = 6
+
+#: Zero-distance pairs closer than this are an atom meeting its own image at image (0,0,0).
+_SELF_TOL = 1e-8
+
+
+@dataclass(frozen=True)
+class GraphSettings:
+    """Every setting that changes the graph of a crystal (and so its cache key).
+
+    Attributes:
+        radius: neighbour search cutoff, Å (> 0).
+        max_neighbors: neighbours kept per atom, the nearest first (>= 1).
+        grow_radius: enlarge the radius per structure until every atom has
+            ``max_neighbors`` neighbours (at most ``MAX_GROWN_RADIUS``).
+        min_distance: two atoms closer than this (Å) make the structure invalid.
+    """
+
+    radius: float = 8.0
+    max_neighbors: int = 12
+    grow_radius: bool = False
+    min_distance: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.radius, int | float) and np.isfinite(self.radius)) or not (
+            self.radius > 0
+        ):
+            raise InputError("radius", f"must be a positive number of Å, got {self.radius!r}")
+        if isinstance(self.max_neighbors, bool) or not isinstance(
+            self.max_neighbors, int | np.integer
+        ):
+            raise InputError(
+                "max_neighbors", f"must be a whole number >= 1, got {self.max_neighbors!r}"
+            )
+        if self.max_neighbors < 1:
+            raise InputError("max_neighbors", f"must be >= 1, got {self.max_neighbors}")
+        if not self.min_distance >= 0:
+            raise InputError("min_distance", f"must be >= 0 Å, got {self.min_distance!r}")
+
+    def key(self) -> str:
+        """A short hash of the settings and of :data:`GRAPH_VERSION`."""
+        blob = json.dumps({**asdict(self), "version": GRAPH_VERSION}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class CrystalGraph:
+    """The graph of one crystal, as numpy arrays (fields documented in :mod:`cgcnn.fields`).
+
+    Edges are grouped by centre atom (``edge_index[1]`` ascending) and, within a centre,
+    ordered nearest first by the key in the module docstring.
+    """
+
+    atomic_numbers: np.ndarray  # (N,) int64
+    edge_index: np.ndarray  # (2, E) int64, row 0 = neighbour j, row 1 = centre i
+    distances: np.ndarray  # (E,) float32, Å
+    offsets: np.ndarray  # (E, 3) int16, periodic image of j in lattice vectors
+    pos: np.ndarray  # (N, 3) float32, Cartesian positions, Å
+    cell: np.ndarray  # (3, 3) float64, lattice vectors as rows, Å
+    radius: float  # the radius actually searched (larger than asked with grow_radius)
+
+    @property
+    def num_atoms(self) -> int:
+        return int(self.atomic_numbers.shape[0])
+
+    @property
+    def num_edges(self) -> int:
+        return int(self.distances.shape[0])
+
+    def neighbor_counts(self) -> np.ndarray:
+        """(N,) number of kept neighbours of each atom."""
+        return np.bincount(self.edge_index[1], minlength=self.num_atoms)
+
+    def to_data(self, y: Any = None, id: str | None = None) -> Data:  # noqa: A002
+        """This graph as a PyTorch Geometric ``Data`` (fields in :mod:`cgcnn.fields`)."""
+        import torch
+        from torch_geometric.data import Data
+
+        data = Data(
+            atomic_numbers=torch.from_numpy(self.atomic_numbers.astype(np.int64)),
+            edge_index=torch.from_numpy(self.edge_index.astype(np.int64)),
+            distances=torch.from_numpy(self.distances.astype(np.float32)),
+            offsets=torch.from_numpy(self.offsets.astype(np.int64)),
+            pos=torch.from_numpy(self.pos.astype(np.float32)),
+            cell=torch.from_numpy(self.cell.astype(np.float32)).unsqueeze(0),
+            num_nodes=self.num_atoms,
+        )
+        if id is not None:
+            data.id = id
+        if y is not None:
+            data.y = torch.as_tensor(np.asarray(y, dtype=np.float32)).reshape(1, -1)
+        return data
+
+
+def featurize(
+    structure: Structure | Crystal,
+    radius: float = 8.0,
+    max_neighbors: int = 12,
+    *,
+    grow_radius: bool = False,
+    min_distance: float = 0.5,
+    source: str | None = None,
+) -> CrystalGraph:
+    """Build the crystal graph of one structure.
+
+    Args:
+        structure: a pymatgen ``Structure`` (ordered) or a :class:`~cgcnn.crystal.Crystal`.
+        radius: neighbour search cutoff, Å.
+        max_neighbors: the nearest neighbours kept per atom.
+        grow_radius: enlarge the radius until every atom has ``max_neighbors`` neighbours.
+        min_distance: atoms closer than this (Å) raise :class:`InputError`.
+        source: a file name or id for error messages.
+
+    Returns:
+        A :class:`CrystalGraph` with N atoms and E <= N * max_neighbors edges.
+
+    Raises:
+        InputError: invalid settings, a disordered or degenerate structure, two atoms
+            closer than ``min_distance``, or an atom with no neighbour within the radius.
+    """
+    settings = GraphSettings(radius, max_neighbors, grow_radius, min_distance)
+    crystal = structure if isinstance(structure, Crystal) else Crystal.from_structure(
+        structure, source
+    )
+    return build_graph(crystal, settings, source)
+
+
+def build_graph(crystal: Crystal, settings: GraphSettings, source: str | None = None) -> CrystalGraph:
+    """:func:`featurize` for a :class:`Crystal` and validated :class:`GraphSettings`."""
+    crystal.validate(source)
+    lattice = np.ascontiguousarray(crystal.lattice, dtype=np.float64)
+    cart = np.ascontiguousarray(crystal.cart_coords, dtype=np.float64)
+    numbers = crystal.atomic_numbers.astype(np.int64)
+    n_atoms = numbers.shape[0]
+
+    radius = float(settings.radius)
+    while True:
+        centre, neighbor, image, dist = _all_pairs(cart, lattice, radius)
+        _check_close_atoms(centre, neighbor, dist, numbers, settings.min_distance, source)
+        counts = np.bincount(centre, minlength=n_atoms)
+        if not settings.grow_radius or counts.min() >= settings.max_neighbors:
+            break
+        if radius >= MAX_GROWN_RADIUS:
+            break
+        radius = min(radius * 1.5, MAX_GROWN_RADIUS)
+
+    if counts.min() == 0:
+        lonely = int(np.argmin(counts))
+        raise InputError(
+            source,
+            f"atom {lonely} ({_symbol(numbers[lonely])}) has no neighbour within {radius:g} Å; "
+            "raise the radius or use --grow-radius",
+        )
+
+    # Order: centre, rounded distance, Z_j, j, image (np.lexsort: last key is primary).
+    rounded = np.round(dist, _TIE_DECIMALS)
+    order = np.lexsort(
+        (image[:, 2], image[:, 1], image[:, 0], neighbor, numbers[neighbor], rounded, centre)
+    )
+    centre, neighbor, image, dist = centre[order], neighbor[order], image[order], dist[order]
+
+    # Rank of each edge within its centre's group; keep the first max_neighbors.
+    starts = np.cumsum(counts) - counts
+    rank = np.arange(centre.shape[0]) - np.repeat(starts, counts)
+    keep = rank < settings.max_neighbors
+
+    return CrystalGraph(
+        atomic_numbers=numbers,
+        edge_index=np.stack([neighbor[keep], centre[keep]]),
+        distances=dist[keep].astype(np.float32),
+        offsets=image[keep].astype(np.int16),
+        pos=cart.astype(np.float32),
+        cell=lattice,
+        radius=radius,
+    )
+
+
+def _all_pairs(
+    cart: np.ndarray, lattice: np.ndarray, radius: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """All (centre, neighbour, image, distance) within ``radius``, self-pairs removed.
+
+    Shapes: (P,) int64, (P,) int64, (P, 3) int64, (P,) float64.
+    """
+    from pymatgen.optimization.neighbors import find_points_in_spheres
+
+    centre, neighbor, image, dist = find_points_in_spheres(
+        cart, cart, radius, _PBC, lattice, tol=_SELF_TOL
+    )
+    image = np.rint(image).astype(np.int64)
+    not_self = (centre != neighbor) | np.any(image != 0, axis=1)
+    return (
+        centre[not_self].astype(np.int64),
+        neighbor[not_self].astype(np.int64),
+        image[not_self],
+        dist[not_self],
+    )
+
+
+_PBC = np.array([1, 1, 1], dtype=np.int64)
+
+
+def _check_close_atoms(
+    centre: np.ndarray,
+    neighbor: np.ndarray,
+    dist: np.ndarray,
+    numbers: np.ndarray,
+    min_distance: float,
+    source: str | None,
+) -> None:
+    close = dist < min_distance
+    if not close.any():
+        return
+    k = int(np.argmin(np.where(close, dist, np.inf)))
+    i, j = int(centre[k]), int(neighbor[k])
+    what = "its own periodic image" if i == j else f"atom {j} ({_symbol(numbers[j])})"
+    raise InputError(
+        source,
+        f"atom {i} ({_symbol(numbers[i])}) is {dist[k]:.3f} Å from {what}, closer than "
+        f"{min_distance:g} Å: overlapping atoms or a wrong cell",
+    )
+
+
+def _symbol(z: int) -> str:
+    from pymatgen.core.periodic_table import Element
+
+    return Element.from_Z(int(z)).symbol
