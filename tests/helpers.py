@@ -33,7 +33,7 @@ def reference_neighbors(structure, radius: float, max_neighbors: int):
         out.append(
             (
                 np.array([n.nn_distance for n in neighbors]),
-                [(n.index, tuple(int(round(x)) for x in n.image)) for n in neighbors],
+                [(n.index, tuple(round(x) for x in n.image)) for n in neighbors],
             )
         )
     return out
@@ -45,7 +45,9 @@ def assert_matches_reference(graph, reference, label: str, tol: float = 1e-4) ->
     for i, (ref_d, ref_pairs) in enumerate(reference):
         mask = centre == i
         d = graph.distances[mask].astype(np.float64)
-        assert d.shape == ref_d.shape, f"{label} atom {i}: {d.shape[0]} vs {ref_d.shape[0]} neighbours"
+        assert d.shape == ref_d.shape, (
+            f"{label} atom {i}: {d.shape[0]} vs {ref_d.shape[0]} neighbours"
+        )
         np.testing.assert_allclose(np.sort(d), ref_d, atol=tol, err_msg=f"{label} atom {i}")
         if not len(d):
             continue

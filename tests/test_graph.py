@@ -6,12 +6,12 @@ import warnings
 
 import numpy as np
 import pytest
-from helpers import assert_matches_reference, assert_same_edges, reference_neighbors, shared
 from pymatgen.core import Lattice, Structure
 
 from cgcnn import Crystal, InputError, featurize
 from cgcnn.examples import example_structures
 from cgcnn.graph import GraphSettings
+from helpers import assert_matches_reference, assert_same_edges, reference_neighbors, shared
 
 EXAMPLES = example_structures()
 
@@ -84,11 +84,17 @@ def test_ties_broken_by_distance_element_index_image():
     centre = graph.edge_index[1]
     for i in range(graph.num_atoms):
         mask = centre == i
-        keys = [(int(j), tuple(o)) for j, o in zip(graph.edge_index[0][mask], graph.offsets[mask].tolist(), strict=True)]
+        keys = [
+            (int(j), tuple(o))
+            for j, o in zip(graph.edge_index[0][mask], graph.offsets[mask].tolist(), strict=True)
+        ]
         assert keys == sorted(keys)
         full = featurize(EXAMPLES["Cu-fcc"], max_neighbors=12)
         fm = full.edge_index[1] == i
-        all_keys = sorted((int(j), tuple(o)) for j, o in zip(full.edge_index[0][fm], full.offsets[fm].tolist(), strict=True))
+        all_keys = sorted(
+            (int(j), tuple(o))
+            for j, o in zip(full.edge_index[0][fm], full.offsets[fm].tolist(), strict=True)
+        )
         assert keys == all_keys[:6]
 
 
@@ -105,7 +111,13 @@ def _rotation(seed: int) -> np.ndarray:
     return q if np.linalg.det(q) > 0 else -q
 
 
-INVARIANCE_CASES = ["SrTiO3-perovskite", "TiO2-rutile", "ZnO-wurtzite", "NaCl-rocksalt", "triclinic"]
+INVARIANCE_CASES = [
+    "SrTiO3-perovskite",
+    "TiO2-rutile",
+    "ZnO-wurtzite",
+    "NaCl-rocksalt",
+    "triclinic",
+]
 
 
 @pytest.mark.parametrize("name", INVARIANCE_CASES)
@@ -120,7 +132,9 @@ def test_permutation_invariance(name):
 def test_rotation_and_translation_invariance(name):
     crystal = _crystal(STRUCTURES[name])
     rotated = Crystal(crystal.lattice @ _rotation(3).T, crystal.atomic_numbers, crystal.frac_coords)
-    shifted = Crystal(crystal.lattice, crystal.atomic_numbers, crystal.frac_coords + [0.37, -0.21, 1.6])
+    shifted = Crystal(
+        crystal.lattice, crystal.atomic_numbers, crystal.frac_coords + np.array([0.37, -0.21, 1.6])
+    )
     reference = featurize(crystal)
     assert_same_edges(reference, featurize(rotated))
     assert_same_edges(reference, featurize(shifted))
@@ -137,7 +151,15 @@ def test_supercell_keeps_each_atoms_neighbours(name):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         origin = [
-            int(np.argmin(np.linalg.norm(((structure.frac_coords - (site.frac_coords * 2) % 1 + 0.5) % 1 - 0.5) @ structure.lattice.matrix, axis=1)))
+            int(
+                np.argmin(
+                    np.linalg.norm(
+                        ((structure.frac_coords - (site.frac_coords * 2) % 1 + 0.5) % 1 - 0.5)
+                        @ structure.lattice.matrix,
+                        axis=1,
+                    )
+                )
+            )
             for site in supercell
         ]
     for k, i in enumerate(origin):
@@ -198,7 +220,9 @@ def test_bad_settings(kwargs, message):
 
 def test_atoms_too_close():
     structure = Structure(Lattice.cubic(5.0), ["Na", "Cl"], [[0, 0, 0], [0.05, 0, 0]])
-    with pytest.raises(InputError, match=r"atom 0 \(Na\) is 0.250 Å from atom 1 \(Cl\), closer than 0.5"):
+    with pytest.raises(
+        InputError, match=r"atom 0 \(Na\) is 0.250 Å from atom 1 \(Cl\), closer than 0.5"
+    ):
         featurize(structure, source="bad.cif")
     with pytest.raises(InputError, match=r"^bad.cif: "):
         featurize(structure, source="bad.cif")

@@ -29,7 +29,18 @@ _LAZY = {
     "read_structures": "cgcnn.io",
 }
 
-__all__ = [*_LAZY, "__version__"]
+__all__ = [
+    "AtomFeatures",
+    "Crystal",
+    "CrystalGraph",
+    "CrystalGraphDataset",
+    "GaussianExpansion",
+    "GraphSettings",
+    "InputError",
+    "__version__",
+    "featurize",
+    "read_structures",
+]
 
 if TYPE_CHECKING:
     from cgcnn.crystal import Crystal

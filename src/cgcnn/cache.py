@@ -149,7 +149,9 @@ class GraphStore:
             (settings, content),
         ).fetchone()
 
-    def insert(self, settings: str, content: bytes, n_atoms: int, n_short: int, value: bytes) -> int:
+    def insert(
+        self, settings: str, content: bytes, n_atoms: int, n_short: int, value: bytes
+    ) -> int:
         """Store a graph (not committed until :meth:`commit`) and return its row id."""
         cur = self.connection.execute(
             "INSERT OR IGNORE INTO graphs (settings, content, n_atoms, n_short, value) "
@@ -166,7 +168,9 @@ class GraphStore:
 
     def get(self, rowid: int) -> CrystalGraph:
         """The graph stored at ``rowid``."""
-        row = self.connection.execute("SELECT value FROM graphs WHERE rowid=?", (int(rowid),)).fetchone()
+        row = self.connection.execute(
+            "SELECT value FROM graphs WHERE rowid=?", (int(rowid),)
+        ).fetchone()
         if row is None:
             raise KeyError(f"graph {rowid} is not in {self.path} (was the cache deleted?)")
         return decode_graph(row[0])
@@ -184,5 +188,10 @@ class GraphStore:
         self._conn = None
 
     def __getstate__(self) -> dict:
-        return {"directory": self.directory, "path": self.path, "readonly": self.readonly,
-                "_conn": None, "_pid": None}
+        return {
+            "directory": self.directory,
+            "path": self.path,
+            "readonly": self.readonly,
+            "_conn": None,
+            "_pid": None,
+        }

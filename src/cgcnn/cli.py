@@ -94,9 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run 'cgcnn COMMAND --help' for a command's options.",
     )
     parser.add_argument("--version", action="version", version=f"cgcnn {__version__}")
-    parser.add_argument(
-        "--debug", action="store_true", help="show the full traceback of an error"
-    )
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     feat = commands.add_parser(

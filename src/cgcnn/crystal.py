@@ -63,9 +63,7 @@ class Crystal:
         """The same crystal as a pymatgen ``Structure``."""
         from pymatgen.core import Lattice, Structure
 
-        return Structure(
-            Lattice(self.lattice), self.atomic_numbers.tolist(), self.frac_coords
-        )
+        return Structure(Lattice(self.lattice), self.atomic_numbers.tolist(), self.frac_coords)
 
     def validate(self, source: str | None = None) -> None:
         """Raise :class:`InputError` for a crystal no graph can be built from.

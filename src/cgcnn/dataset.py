@@ -125,4 +125,3 @@ def _stack_targets(targets: list[tuple[float, ...] | None]) -> np.ndarray | None
         if t is not None:
             out[i, : len(t)] = t
     return out
-

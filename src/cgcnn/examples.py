@@ -6,6 +6,7 @@ constant with pymatgen, so the example runs anywhere, offline.
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -17,7 +18,10 @@ _RECIPES: dict[str, tuple[str, tuple[float, ...], list[str], list[list[float]]]]
     "NaCl-rocksalt": ("Fm-3m", (5.64,), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]]),
     "CsCl": ("Pm-3m", (4.12,), ["Cs", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]]),
     "SrTiO3-perovskite": (
-        "Pm-3m", (3.905,), ["Sr", "Ti", "O"], [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0]],
+        "Pm-3m",
+        (3.905,),
+        ["Sr", "Ti", "O"],
+        [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0]],
     ),
     "Si-diamond": ("Fd-3m", (5.431,), ["Si"], [[0, 0, 0]]),
     "Cu-fcc": ("Fm-3m", (3.615,), ["Cu"], [[0, 0, 0]]),
@@ -25,14 +29,23 @@ _RECIPES: dict[str, tuple[str, tuple[float, ...], list[str], list[list[float]]]]
     "ZnS-zincblende": ("F-43m", (5.41,), ["Zn", "S"], [[0, 0, 0], [0.25, 0.25, 0.25]]),
     "TiO2-rutile": ("P4_2/mnm", (4.594, 2.959), ["Ti", "O"], [[0, 0, 0], [0.3053, 0.3053, 0]]),
     "ZnO-wurtzite": (
-        "P6_3mc", (3.25, 5.207), ["Zn", "O"], [[1 / 3, 2 / 3, 0], [1 / 3, 2 / 3, 0.382]],
+        "P6_3mc",
+        (3.25, 5.207),
+        ["Zn", "O"],
+        [[1 / 3, 2 / 3, 0], [1 / 3, 2 / 3, 0.382]],
     ),
     "Mg-hcp": ("P6_3/mmc", (3.209, 5.211), ["Mg"], [[1 / 3, 2 / 3, 0.25]]),
 }
 
 
 def example_structures() -> dict[str, Structure]:
-    """The example crystals, ``{id: Structure}``, in a fixed order."""
+    """The example crystals, ``{id: Structure}``, in a fixed order (fresh copies)."""
+    return {name: structure.copy() for name, structure in _build().items()}
+
+
+@functools.cache
+def _build() -> dict[str, Structure]:
+    # pymatgen's space-group tables take ~1.5 s to set up: build the crystals once
     from pymatgen.core import Lattice, Structure
 
     out = {}

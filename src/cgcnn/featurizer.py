@@ -124,7 +124,7 @@ def featurize_records(
     workers = max(1, workers if workers is not None else (os.cpu_count() or 1))
     key = settings.key()
     report = FeaturizeReport()
-    seen: dict[str, str] = {}
+    seen: dict[tuple[int, str], str] = {}  # (source group, id) -> where it was first seen
     # index in report.* -> None until its graph is stored (misses) ; -1 marks a dropped entry
     bar = tqdm(total=total, unit="structure", desc="featurize", disable=None if progress else True)
 
@@ -140,15 +140,17 @@ def featurize_records(
             if record.error is not None:
                 reject(record.id, record.source, record.error)
                 continue
-            if record.id in seen:
-                reject(record.id, record.source, f"duplicate id {record.id!r} (also {seen[record.id]})")
+            where = record.listed_at or record.source
+            if (record.group, record.id) in seen:
+                first = seen[record.group, record.id]
+                reject(record.id, where, f"duplicate id {record.id!r} (also {first})")
                 continue
             try:
                 payload = record.raw()
             except InputError as exc:
                 reject(record.id, record.source, exc.reason)
                 continue
-            seen[record.id] = record.source
+            seen[record.group, record.id] = where
             digest = content_hash(record.fmt, payload)
             report.ids.append(record.id)
             report.targets.append(record.target)

@@ -14,10 +14,18 @@ from __future__ import annotations
 
 #: name -> (shape, dtype, meaning)
 FIELDS: dict[str, tuple[str, str, str]] = {
-    "id": ("str", "str", "the crystal's id: id_prop.csv's first column, the CSV id column, or the file name"),
+    "id": (
+        "str",
+        "str",
+        "the crystal's id: id_prop.csv's first column, the CSV id column, or the file name",
+    ),
     "atomic_numbers": ("(N,)", "int64", "Z of each atom"),
     "edge_index": ("(2, E)", "int64", "row 0: neighbour j (source), row 1: centre i (target)"),
-    "distances": ("(E,)", "float32", "|r_j + offset @ cell - r_i|, the bond length of each edge, Å"),
+    "distances": (
+        "(E,)",
+        "float32",
+        "|r_j + offset @ cell - r_i|, the bond length of each edge, Å",
+    ),
     "offsets": ("(E, 3)", "int64", "periodic image of j, in lattice vectors (integers)"),
     "pos": ("(N, 3)", "float32", "Cartesian positions of the atoms in the cell, Å"),
     "cell": ("(1, 3, 3)", "float32", "lattice vectors as rows, Å"),
@@ -28,5 +36,8 @@ FIELDS: dict[str, tuple[str, str, str]] = {
 def describe() -> str:
     """The table above as aligned text (used by ``cgcnn featurize --help-fields``)."""
     width = max(map(len, FIELDS))
-    lines = [f"{name:<{width}}  {shape:<9} {dtype:<8} {meaning}" for name, (shape, dtype, meaning) in FIELDS.items()]
+    lines = [
+        f"{name:<{width}}  {shape:<9} {dtype:<8} {meaning}"
+        for name, (shape, dtype, meaning) in FIELDS.items()
+    ]
     return "\n".join(lines)

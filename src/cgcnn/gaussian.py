@@ -33,11 +33,13 @@ class GaussianExpansion(nn.Module):
         super().__init__()
         if not (radius > 0 and step > 0):
             raise ValueError(f"radius and step must be positive, got radius={radius}, step={step}")
-        n_centres = int(math.floor(radius / step + 1e-9)) + 1
+        n_centres = math.floor(radius / step + 1e-9) + 1
         self.radius = float(radius)
         self.step = float(step)
         self.sigma = float(step if sigma is None else sigma)
-        self.register_buffer("centres", torch.arange(n_centres, dtype=torch.float64).mul(step).float())
+        self.register_buffer(
+            "centres", torch.arange(n_centres, dtype=torch.float64).mul(step).float()
+        )
 
     @property
     def num_features(self) -> int:

@@ -36,7 +36,7 @@ import math
 import os
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,7 +46,7 @@ from cgcnn.crystal import Crystal
 from cgcnn.errors import InputError
 
 if TYPE_CHECKING:
-    from pymatgen.core import Structure
+    pass
 
 DataSource = str | os.PathLike | Any  # a path, a Structure, a Crystal, or a collection of them
 
@@ -74,6 +74,8 @@ class StructureRecord:
         path: the file to read when ``payload`` is ``None``.
         target: the targets, or ``None`` when unknown.
         error: why this row cannot be used (then nothing else is meaningful but id/source).
+        listed_at: where the id was listed when that is not ``source`` (``id_prop.csv:LINE``).
+        group: which of several sources the record comes from (ids are unique within one).
     """
 
     id: str
@@ -83,6 +85,8 @@ class StructureRecord:
     path: str | None = None
     target: tuple[float, ...] | None = None
     error: str | None = None
+    listed_at: str | None = None
+    group: int = 0
 
     def raw(self) -> Any:
         """The payload, reading ``path`` if needed (bytes for files)."""
@@ -129,7 +133,9 @@ def parse_payload(fmt: str, payload: Any, source: str) -> Crystal:
     raise ValueError(f"unknown structure format {fmt!r}")
 
 
-def read_structures(source: DataSource | Sequence[DataSource], **options: Any) -> list[StructureRecord]:
+def read_structures(
+    source: DataSource | Sequence[DataSource], **options: Any
+) -> list[StructureRecord]:
     """All records of ``source`` as a list (see :func:`iter_structures` for the options)."""
     return list(iter_structures(source, **options))
 
@@ -172,9 +178,10 @@ def iter_structures(
             if _is_structure_like(item):
                 yield _object_record(item, str(index))
             else:
-                yield from iter_structures(
+                for record in iter_structures(
                     item, target=target, id_column=id_column, structure_column=structure_column
-                )
+                ):
+                    yield replace(record, group=index)
         return
     raise InputError(None, f"cannot read structures from a {type(source).__name__}")
 
@@ -264,7 +271,9 @@ def _iter_cgcnn_dir(folder: Path, targets: list[str]) -> Iterator[StructureRecor
         elif not cif.is_file():
             yield _bad(rid, where, f"id {rid!r} has no structure file {cif.name} in {folder}")
         else:
-            yield StructureRecord(rid, str(cif), "cif", path=str(cif), target=target)
+            yield StructureRecord(
+                rid, str(cif), "cif", path=str(cif), target=target, listed_at=where
+            )
 
 
 def _iter_csv(
@@ -287,7 +296,8 @@ def _iter_csv(
                     continue
                 if len(row) != len(header):
                     yield _bad(
-                        str(row_no), f"{path}:row {row_no}",
+                        str(row_no),
+                        f"{path}:row {row_no}",
                         f"has {len(row)} fields, the header has {len(header)}",
                     )
                     continue
@@ -298,7 +308,11 @@ def _iter_csv(
                     yield _bad(rid, where, error)
                 else:
                     yield StructureRecord(
-                        rid, where, "cif", payload=row[cif_index], target=target if targets else None
+                        rid,
+                        where,
+                        "cif",
+                        payload=row[cif_index],
+                        target=target if targets else None,
                     )
         except (csv.Error, UnicodeDecodeError) as exc:
             raise InputError(str(path), f"not a readable CSV file ({exc})") from None
@@ -328,7 +342,9 @@ def _iter_json(
         structure = record.get(structure_column)
         if not isinstance(structure, dict):
             keys = ", ".join(sorted(map(str, record))) or "none"
-            yield _bad(rid, where, f"has no structure dict under {structure_column!r} (keys: {keys})")
+            yield _bad(
+                rid, where, f"has no structure dict under {structure_column!r} (keys: {keys})"
+            )
             continue
         missing = [t for t in targets if t not in record]
         if missing:
@@ -390,7 +406,9 @@ def _iter_extxyz(path: Path) -> Iterator[StructureRecord]:
             warnings.simplefilter("ignore")
             frames = ase_read(str(path), index=":", format="extxyz")
     except Exception as exc:  # ASE raises many types for bad text
-        raise InputError(str(path), f"not a readable extended XYZ file ({_first_line(exc)})") from None
+        raise InputError(
+            str(path), f"not a readable extended XYZ file ({_first_line(exc)})"
+        ) from None
     if not frames:
         raise InputError(str(path), "holds no frames")
     for k, atoms in enumerate(frames):
@@ -444,7 +462,9 @@ def _parse_structure_dict(payload: dict, source: str) -> Crystal:
             warnings.simplefilter("ignore")
             structure = Structure.from_dict(payload)
     except Exception as exc:  # KeyError, ValueError, TypeError for malformed dicts
-        raise InputError(source, f"not a valid pymatgen Structure dict ({_first_line(exc)})") from None
+        raise InputError(
+            source, f"not a valid pymatgen Structure dict ({_first_line(exc)})"
+        ) from None
     return Crystal.from_structure(structure, source)
 
 
@@ -485,7 +505,7 @@ def _open_text(path: Path) -> io.TextIOBase:
     """Open text (gzipped or not) as UTF-8, dropping a BOM."""
     if path.name.lower().endswith(".gz"):
         return gzip.open(path, "rt", encoding="utf-8-sig", newline="")
-    return open(path, encoding="utf-8-sig", newline="")  # noqa: SIM115
+    return open(path, encoding="utf-8-sig", newline="")
 
 
 def _target_columns(targets: list[str], table: Path) -> list[int] | None:
