@@ -176,3 +176,16 @@ def test_cli_reads_a_path(tmp_path: Path, cache_dir, capsys):
     code, out, _ = run(capsys, "featurize", cif, "--cache", cache_dir, "--show")
     assert code == 0
     assert "one" in out and "1 structures ready" in out
+
+
+def test_import_cgcnn_is_light():
+    code = (
+        "import sys, cgcnn\n"
+        "print(sorted(m for m in ('torch', 'pymatgen') if m in sys.modules))\n"
+        "cgcnn.Crystal\n"
+        "print('torch' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.split() == ["[]", "False"]

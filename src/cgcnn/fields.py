@@ -34,7 +34,7 @@ FIELDS: dict[str, tuple[str, str, str]] = {
 
 
 def describe() -> str:
-    """The table above as aligned text (used by ``cgcnn featurize --help-fields``)."""
+    """The table above as aligned text."""
     width = max(map(len, FIELDS))
     lines = [
         f"{name:<{width}}  {shape:<9} {dtype:<8} {meaning}"
