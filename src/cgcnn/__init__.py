@@ -26,6 +26,7 @@ _LAZY = {
     "GaussianExpansion": "cgcnn.gaussian",
     "CrystalGraphDataset": "cgcnn.dataset",
     "AtomFeatures": "cgcnn.elements",
+    "resolve_atom_features": "cgcnn.elements",
     "read_structures": "cgcnn.io",
 }
 
@@ -40,12 +41,13 @@ __all__ = [
     "__version__",
     "featurize",
     "read_structures",
+    "resolve_atom_features",
 ]
 
 if TYPE_CHECKING:
     from cgcnn.crystal import Crystal
     from cgcnn.dataset import CrystalGraphDataset
-    from cgcnn.elements import AtomFeatures
+    from cgcnn.elements import AtomFeatures, resolve_atom_features
     from cgcnn.errors import InputError
     from cgcnn.gaussian import GaussianExpansion
     from cgcnn.graph import CrystalGraph, GraphSettings, featurize

@@ -114,6 +114,7 @@ __all__ = [
     "Segment",
     "cgcnn92_properties",
     "cgcnn92_segments",
+    "element_symbol",
     "encode_cgcnn92",
     "resolve_atom_features",
 ]
@@ -438,7 +439,7 @@ def _cgcnn92_arrays() -> tuple[np.ndarray, np.ndarray]:
 # ---------------------------------------------------------------------------------------
 
 
-def _symbol(z: int) -> str:
+def element_symbol(z: int) -> str:
     """The element symbol of atomic number ``z`` (1..118)."""
     from pymatgen.core.periodic_table import Element
 
@@ -579,7 +580,8 @@ class AtomFeatures:
             bad = int(z[missing][0])
             raise InputError(
                 source,
-                f"element {_symbol(bad)} (Z={bad}) is not in the atom feature table {self.source}",
+                f"element {element_symbol(bad)} (Z={bad}) is not in the atom feature table "
+                f"{self.source}",
             )
         return self.table[z]
 

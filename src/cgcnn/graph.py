@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from cgcnn.crystal import Crystal
+from cgcnn.elements import element_symbol
 from cgcnn.errors import InputError
 
 if TYPE_CHECKING:
@@ -199,8 +200,8 @@ def build_graph(
         lonely = int(np.argmin(counts))
         raise InputError(
             source,
-            f"atom {lonely} ({_symbol(numbers[lonely])}) has no neighbour within {radius:g} Å; "
-            "raise the radius or use --grow-radius",
+            f"atom {lonely} ({element_symbol(numbers[lonely])}) has no neighbour within "
+            f"{radius:g} Å; raise the radius or use --grow-radius",
         )
 
     # 1. Candidates: per centre, the pairs no farther than its max_neighbors-th nearest
@@ -291,15 +292,9 @@ def _check_close_atoms(
         return
     k = int(np.argmin(np.where(close, dist, np.inf)))
     i, j = int(centre[k]), int(neighbor[k])
-    what = "its own periodic image" if i == j else f"atom {j} ({_symbol(numbers[j])})"
+    what = "its own periodic image" if i == j else f"atom {j} ({element_symbol(numbers[j])})"
     raise InputError(
         source,
-        f"atom {i} ({_symbol(numbers[i])}) is {dist[k]:.3f} Å from {what}, closer than "
+        f"atom {i} ({element_symbol(numbers[i])}) is {dist[k]:.3f} Å from {what}, closer than "
         f"{min_distance:g} Å: overlapping atoms or a wrong cell",
     )
-
-
-def _symbol(z: int) -> str:
-    from pymatgen.core.periodic_table import Element
-
-    return Element.from_Z(int(z)).symbol
