@@ -1,0 +1,8 @@
+"""Neural-network layers and the CGCNN model (pure PyTorch / PyG, no I/O)."""
+
+from cgcnn.nn.gated_conv import GatedConv
+from cgcnn.nn.model import CGCNN, CGCNNConfig
+from cgcnn.nn.pooling import Pooling
+from cgcnn.nn.shared_conv import SharedConv
+
+__all__ = ["CGCNN", "CGCNNConfig", "GatedConv", "Pooling", "SharedConv"]

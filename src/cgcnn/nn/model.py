@@ -1,0 +1,227 @@
+"""The CGCNN model: embedding -> n_conv convolutions -> pooling -> MLP head.
+
+The model is pure PyTorch / PyG (no file I/O).  Everything needed to rebuild it is in its
+:class:`CGCNNConfig`, and everything needed to turn its outputs into physical units (the
+atom feature table, target standardisation, per-element references of extensive targets)
+is in its buffers, so a checkpoint holds the whole predictor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torch_geometric.nn import global_add_pool
+
+from cgcnn.gaussian import GaussianExpansion
+from cgcnn.nn.gated_conv import GatedConv
+from cgcnn.nn.pooling import Pooling
+from cgcnn.nn.resolve import ACTIVATIONS, CONVOLUTIONS, POOLINGS, TASKS, make_activation, resolve
+from cgcnn.nn.shared_conv import SharedConv
+
+
+@dataclass
+class CGCNNConfig:
+    """Hyperparameters of :class:`CGCNN` (saved with the weights).
+
+    Attributes:
+        atom_input_len: width of the input atom features (92 for the CGCNN encoding).
+        atom_fea_len: F, atom feature width after the embedding (original: 64).
+        n_conv: number of convolutions (original: 3).
+        h_fea_len: width of the hidden layers after pooling (original: 128).
+        n_h: number of hidden layers after pooling (original: 1).
+        conv: ``gated`` (eq. 4) | ``shared`` (eq. 3) | ``none``.
+        pooling: ``mean | max | sum | attention`` (ignored when ``extensive``).
+        activation: ``softplus | relu | silu | sigmoid | tanh``.
+        batchnorm: batch norms inside the convolutions.
+        task: ``regression`` | ``classification``.
+        n_targets: regression outputs.
+        n_classes: classification classes.
+        extensive: predict a contribution per atom and sum them (targets that scale with
+            the number of atoms), on top of per-element references.
+        dropout: dropout after the first hidden layer (the original uses 0.5 for
+            classification, 0 for regression).
+        radius: the graph cutoff, Å (last Gaussian centre).
+        gaussian_step: spacing of the Gaussian centres, Å.
+        original_head: apply the activation to the pooled vector before ``conv_to_fc`` as
+            the original code does (softplus both before and after); for its checkpoints.
+        target_names: names of the targets (columns of the output files).
+        class_names: names of the classes.
+    """
+
+    atom_input_len: int = 92
+    atom_fea_len: int = 64
+    n_conv: int = 3
+    h_fea_len: int = 128
+    n_h: int = 1
+    conv: str = "gated"
+    pooling: str = "mean"
+    activation: str = "softplus"
+    batchnorm: bool = True
+    task: str = "regression"
+    n_targets: int = 1
+    n_classes: int = 2
+    extensive: bool = False
+    dropout: float = 0.0
+    radius: float = 8.0
+    gaussian_step: float = 0.2
+    original_head: bool = False
+    target_names: list[str] = field(default_factory=list)
+    class_names: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.conv = resolve("convolution", self.conv, CONVOLUTIONS)
+        self.pooling = resolve("pooling", self.pooling, POOLINGS)
+        self.activation = resolve("activation", self.activation, ACTIVATIONS)
+        self.task = resolve("task", self.task, TASKS)
+        for name in ("atom_input_len", "atom_fea_len", "h_fea_len", "n_targets", "n_classes"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.n_conv < 0 or self.n_h < 1:
+            raise ValueError(f"n_conv must be >= 0 and n_h >= 1, got {self.n_conv}, {self.n_h}")
+        if self.task == "classification" and self.n_classes < 2:
+            raise ValueError(f"classification needs n_classes >= 2, got {self.n_classes}")
+        if self.task == "classification" and self.extensive:
+            raise ValueError("extensive applies to regression targets only")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+    @property
+    def n_outputs(self) -> int:
+        return self.n_classes if self.task == "classification" else self.n_targets
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> CGCNNConfig:
+        known = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+class CGCNN(nn.Module):
+    """Crystal Graph Convolutional Neural Network.
+
+    Args:
+        config: the hyperparameters.
+        atom_table: (119, atom_input_len) atom feature table indexed by Z (from
+            :class:`cgcnn.elements.AtomFeatures`); stored as a buffer.
+
+    Forward shapes (a PyG batch of B crystals, N atoms, E edges):
+        atomic_numbers (N,), edge_index (2, E), distances (E,), batch (N,)
+        -> (B, n_targets) standardised regression outputs, or (B, n_classes) logits.
+        :meth:`predict` returns physical units (regression) or probabilities.
+    """
+
+    def __init__(self, config: CGCNNConfig, atom_table: torch.Tensor | None = None) -> None:
+        super().__init__()
+        self.config = config
+        c = config
+        if atom_table is None:
+            atom_table = torch.zeros(119, c.atom_input_len)
+        if atom_table.shape != (119, c.atom_input_len):
+            raise ValueError(
+                f"atom_table must be (119, {c.atom_input_len}), got {tuple(atom_table.shape)}"
+            )
+        self.register_buffer("atom_table", atom_table.detach().float().clone())
+        self.gaussian = GaussianExpansion(c.radius, c.gaussian_step)
+        edge_len = self.gaussian.num_features
+        self.embedding = nn.Linear(c.atom_input_len, c.atom_fea_len)
+        if c.conv == "gated":
+            self.convs = nn.ModuleList(
+                GatedConv(c.atom_fea_len, edge_len, c.activation, c.batchnorm)
+                for _ in range(c.n_conv)
+            )
+        elif c.conv == "shared":
+            self.convs = nn.ModuleList(
+                SharedConv(c.atom_fea_len, edge_len, c.activation, c.batchnorm)
+                for _ in range(c.n_conv)
+            )
+        else:
+            self.convs = nn.ModuleList()
+        self.pool = Pooling("sum" if c.extensive else c.pooling, c.atom_fea_len)
+        self.conv_to_fc = nn.Linear(c.atom_fea_len, c.h_fea_len)
+        self.fcs = nn.ModuleList(nn.Linear(c.h_fea_len, c.h_fea_len) for _ in range(c.n_h - 1))
+        self.act = make_activation(c.activation)
+        self.dropout = nn.Dropout(c.dropout) if c.dropout > 0 else nn.Identity()
+        self.fc_out = nn.Linear(c.h_fea_len, c.n_outputs)
+        # Target transform (set from the training split by cgcnn.targets):
+        #   regression: y = out * target_std + target_mean
+        #   extensive:  y = sum_atoms(out * target_std) + sum_atoms(ref(Z)),
+        #               ref(Z) = atom_table[Z] @ ref_coef + ref_bias
+        t = c.n_targets
+        self.register_buffer("target_mean", torch.zeros(t))
+        self.register_buffer("target_std", torch.ones(t))
+        self.register_buffer("ref_coef", torch.zeros(c.atom_input_len, t))
+        self.register_buffer("ref_bias", torch.zeros(t))
+
+    # ------------------------------------------------------------------ forward
+
+    def atom_embeddings(self, batch: Any) -> torch.Tensor:
+        """(N, F) atom features after the convolutions."""
+        x = self.embedding(self.atom_table[batch.atomic_numbers])  # (N, F)
+        edge_attr = self.gaussian(batch.distances)  # (E, G)
+        for conv in self.convs:
+            x = conv(x, batch.edge_index, edge_attr)  # (N, F)
+        return x
+
+    def _head(self, h: torch.Tensor) -> torch.Tensor:
+        h = self.dropout(self.act(self.conv_to_fc(h)))  # (*, H)
+        for fc in self.fcs:
+            h = self.act(fc(h))
+        return self.fc_out(h)
+
+    def forward(self, batch: Any) -> torch.Tensor:
+        x = self.atom_embeddings(batch)
+        index = _batch_index(batch)
+        num_graphs = _num_graphs(batch)
+        if self.config.extensive:
+            per_atom = self._head(x)  # (N, T): each atom's contribution
+            return global_add_pool(per_atom, index, num_graphs)  # (B, T)
+        crystal = self.pool(x, index, num_graphs)  # (B, F)
+        if self.config.original_head:
+            crystal = self.act(crystal)
+        return self._head(crystal)  # (B, T) or (B, C)
+
+    def crystal_embeddings(self, batch: Any) -> torch.Tensor:
+        """(B, F) pooled crystal vectors (before the MLP head)."""
+        return self.pool(self.atom_embeddings(batch), _batch_index(batch), _num_graphs(batch))
+
+    # ------------------------------------------------------------------ units
+
+    def reference(self, batch: Any) -> torch.Tensor:
+        """(B, T) sum of the per-element references of each crystal (extensive only)."""
+        per_atom = self.atom_table[batch.atomic_numbers] @ self.ref_coef + self.ref_bias
+        return global_add_pool(per_atom, _batch_index(batch), _num_graphs(batch))
+
+    def to_physical(self, out: torch.Tensor, batch: Any) -> torch.Tensor:
+        """Standardised outputs -> targets in their units (regression) or probabilities."""
+        if self.config.task == "classification":
+            return torch.softmax(out, dim=1)
+        if self.config.extensive:
+            return out * self.target_std + self.reference(batch)
+        return out * self.target_std + self.target_mean
+
+    def to_standard(self, y: torch.Tensor, batch: Any) -> torch.Tensor:
+        """Targets in their units -> the standardised space the loss is computed in."""
+        if self.config.extensive:
+            return (y - self.reference(batch)) / self.target_std
+        return (y - self.target_mean) / self.target_std
+
+    @torch.no_grad()
+    def predict(self, batch: Any) -> torch.Tensor:
+        """Predictions in physical units (regression) or class probabilities."""
+        return self.to_physical(self(batch), batch)
+
+
+def _batch_index(batch: Any) -> torch.Tensor:
+    index = getattr(batch, "batch", None)
+    if index is None:
+        return batch.atomic_numbers.new_zeros(batch.atomic_numbers.shape[0])
+    return index
+
+
+def _num_graphs(batch: Any) -> int:
+    return int(getattr(batch, "num_graphs", 1) or 1)
