@@ -120,97 +120,235 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_options(feat)
     _add_graph_options(feat)
     feat.set_defaults(func=cmd_featurize)
+    _add_train_parser(commands)
+    _add_predict_parser(commands)
     return parser
 
 
-def cmd_featurize(args: argparse.Namespace) -> int:
-    from cgcnn.cache import GraphStore, default_cache_dir
-    from cgcnn.errors import InputError
-    from cgcnn.featurizer import count_records_hint, featurize_records
-    from cgcnn.graph import GraphSettings
-    from cgcnn.io import iter_structures
-
-    if not args.data and not args.example:
-        raise InputError("DATA", "give at least one structure source, or --example")
-    sources: list = list(args.data)
-    if args.example:
-        from cgcnn.examples import example_structures
-
-        sources.append(example_structures())
-    settings = GraphSettings(args.radius, args.max_neighbors, args.grow_radius, args.min_distance)
-    if args.workers is not None and args.workers < 1:
-        raise InputError("--workers", f"must be >= 1, got {args.workers}")
-    cache_dir = args.cache or default_cache_dir()
-    store = GraphStore(cache_dir)
-    records = iter_structures(
-        sources,
-        target=args.target,
-        id_column=args.id_column,
-        structure_column=args.structure_column,
+def _add_train_parser(commands) -> None:
+    train = commands.add_parser(
+        "train",
+        help="train a CGCNN and evaluate it on a held-out test split",
+        description="Featurize DATA (through the cache), split it, train a CGCNN with early "
+        "stopping, evaluate the best checkpoint on the test split, and write metrics.json, "
+        "test_results.csv, metrics.csv (per epoch), learning_curve.png and parity.png (or "
+        "roc.png and confusion.png) plus best.ckpt and last.ckpt to --out.",
+        epilog=_DATA_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    hints = [count_records_hint(s) for s in sources]
-    report = featurize_records(
-        records,
-        settings,
-        store,
+    train.add_argument("data", metavar="DATA", help="structures with targets")
+    train.add_argument(
+        "--out", default="cgcnn-run", metavar="DIR", help="output folder (default cgcnn-run)"
+    )
+    train.add_argument(
+        "--task",
+        choices=("regression", "classification"),
+        default="regression",
+        help="regression (default) or classification (labels 0, 1, ... in the target column)",
+    )
+    train.add_argument(
+        "--extensive",
+        action="store_true",
+        help="the target scales with the number of atoms (e.g. total energy per cell): predict "
+        "a contribution per atom and sum them, on top of per-element references",
+    )
+    train.add_argument(
+        "--atom-features",
+        metavar="FILE|NAME",
+        help="atom feature table: cgcnn92 (default; generated), onehot, or an atom_init.json",
+    )
+    _add_data_options(train)
+    _add_graph_options(train)
+
+    model = train.add_argument_group("model")
+    model.add_argument(
+        "--conv", default="gated", help="gated (eq. 4, default) | shared (eq. 3) | none"
+    )
+    model.add_argument("--pooling", default="mean", help="mean (default) | max | sum | attention")
+    model.add_argument(
+        "--activation", default="softplus", help="softplus (default) | relu | silu | sigmoid | tanh"
+    )
+    model.add_argument("--no-batchnorm", action="store_true", help="leave out the batch norms")
+    model.add_argument(
+        "--atom-fea-len", type=int, default=64, help="atom feature width (default 64)"
+    )
+    model.add_argument(
+        "--h-fea-len", type=int, default=128, help="hidden width after pooling (default 128)"
+    )
+    model.add_argument("--n-conv", type=int, default=3, help="convolutions (default 3)")
+    model.add_argument("--n-h", type=int, default=1, help="hidden layers after pooling (default 1)")
+    model.add_argument(
+        "--dropout", type=float, help="dropout after the first hidden layer (default 0)"
+    )
+    model.add_argument("--n-classes", type=int, help="classes (default: largest label + 1)")
+
+    split = train.add_argument_group("split (default: 80/10/10 at random, drawn with --seed)")
+    split.add_argument("--split", metavar="FILE", help="CSV 'id,split' with train / val / test")
+    split.add_argument("--train-ratio", type=float, help="default: what val and test leave")
+    split.add_argument("--val-ratio", type=float, default=0.1, help="default 0.1")
+    split.add_argument("--test-ratio", type=float, default=0.1, help="default 0.1 (0 allowed)")
+    split.add_argument("--train-size", type=int, help="number of training crystals")
+    split.add_argument("--val-size", type=int, help="number of validation crystals")
+    split.add_argument("--test-size", type=int, help="number of test crystals")
+
+    opt = train.add_argument_group("optimisation")
+    opt.add_argument("--epochs", type=int, default=300, help="maximum epochs (default 300)")
+    opt.add_argument("-b", "--batch-size", type=int, default=64, help="default 64")
+    opt.add_argument("--lr", type=float, default=3e-3, help="learning rate (default 3e-3)")
+    opt.add_argument("--optim", default="adamw", help="adamw (default) | sgd")
+    opt.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default 0.9)")
+    opt.add_argument("--weight-decay", type=float, default=1e-5, help="default 1e-5")
+    opt.add_argument(
+        "--scheduler",
+        default="cosine",
+        help="cosine (default) | multistep (x0.1 at --lr-milestones) | none",
+    )
+    opt.add_argument(
+        "--lr-milestones",
+        type=int,
+        nargs="+",
+        default=[100],
+        metavar="EPOCH",
+        help="epochs where multistep divides the learning rate by 10 (default 100)",
+    )
+    opt.add_argument("--loss", default="huber", help="huber (default) | mse | l1 (regression)")
+    opt.add_argument(
+        "--patience",
+        type=int,
+        default=60,
+        help="stop after this many epochs without a better validation loss (default 60; 0: off)",
+    )
+    opt.add_argument(
+        "--gradient-clip", type=float, default=5.0, help="gradient norm clip (default 5; 0: off)"
+    )
+    opt.add_argument(
+        "--seed", type=int, default=0, help="seed of the split, the initial weights and the batches"
+    )
+    opt.add_argument("--resume", metavar="CKPT", help="continue from OUT/last.ckpt")
+
+    hw = train.add_argument_group("hardware (passed to PyTorch Lightning)")
+    hw.add_argument("--accelerator", default="cpu", help="cpu (default) | gpu | auto | ...")
+    hw.add_argument("--devices", default="1", help="devices per node (default 1; 'auto')")
+    hw.add_argument("--strategy", default="auto", help="auto (default) | ddp | ...")
+    hw.add_argument("--num-nodes", type=int, default=1, help="nodes (default 1)")
+    hw.add_argument("--num-workers", type=int, default=0, help="DataLoader workers (default 0)")
+    train.set_defaults(func=cmd_train)
+
+
+def _add_predict_parser(commands) -> None:
+    pred = commands.add_parser(
+        "predict",
+        help="predict with a checkpoint (ours or the original CGCNN's .pth.tar)",
+        description="Predict DATA with CHECKPOINT. Targets are optional; when DATA has them, "
+        "metrics are printed. The graph settings stored in the checkpoint are used. Original "
+        "CGCNN checkpoints (*.pth.tar) are loaded without executing pickled code and use the "
+        "original featurization (see docs/original-checkpoints.md).",
+        epilog=_DATA_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    pred.add_argument(
+        "checkpoint", metavar="CHECKPOINT", help="best.ckpt of cgcnn train, or an original .pth.tar"
+    )
+    pred.add_argument("data", metavar="DATA", help="structures to predict")
+    pred.add_argument(
+        "--out", default="predictions.csv", metavar="FILE", help="default predictions.csv"
+    )
+    pred.add_argument(
+        "--atom-init",
+        metavar="FILE",
+        help="original checkpoints only: atom_init.json (default: DATA/atom_init.json)",
+    )
+    _add_data_options(pred)
+    pred.add_argument("--cache", metavar="DIR", help="graph cache folder")
+    pred.add_argument("--workers", type=int, metavar="N", help="featurization processes")
+    pred.add_argument("--skip-invalid", action="store_true", help="leave bad structures out")
+    pred.set_defaults(func=cmd_predict)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from cgcnn.training import train
+
+    devices: int | str = int(args.devices) if str(args.devices).isdigit() else args.devices
+    result = train(
+        args.data,
+        args.out,
+        target=args.target,
+        task=args.task,
+        extensive=args.extensive,
+        atom_features=args.atom_features,
+        radius=args.radius,
+        max_neighbors=args.max_neighbors,
+        grow_radius=args.grow_radius,
+        cache_dir=args.cache,
         workers=args.workers,
         skip_invalid=args.skip_invalid,
-        total=None if None in hints else sum(hints),
+        id_column=args.id_column,
+        structure_column=args.structure_column,
+        atom_fea_len=args.atom_fea_len,
+        n_conv=args.n_conv,
+        h_fea_len=args.h_fea_len,
+        n_h=args.n_h,
+        conv=args.conv,
+        pooling=args.pooling,
+        activation=args.activation,
+        batchnorm=not args.no_batchnorm,
+        dropout=args.dropout,
+        n_classes=args.n_classes,
+        split=args.split,
+        train_ratio=args.train_ratio,
+        val_ratio=args.val_ratio,
+        test_ratio=args.test_ratio,
+        train_size=args.train_size,
+        val_size=args.val_size,
+        test_size=args.test_size,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        optim=args.optim,
+        momentum=args.momentum,
+        weight_decay=args.weight_decay,
+        scheduler=args.scheduler,
+        lr_milestones=args.lr_milestones,
+        loss=args.loss,
+        patience=args.patience,
+        gradient_clip=args.gradient_clip,
+        seed=args.seed,
+        resume=args.resume,
+        accelerator=args.accelerator,
+        devices=devices,
+        strategy=args.strategy,
+        num_nodes=args.num_nodes,
+        num_workers=args.num_workers,
     )
-    print(report.summary(settings))
-    print(f"cache: {store.path}")
-    if report.skipped:
-        report.write_skipped(args.skipped)
-        print(f"{len(report.skipped)} skipped structure(s) listed with reasons in {args.skipped}")
-    if args.show or args.example:
-        _show_graphs(store, report)
-    store.close()
+    if result.metrics:
+        shown = {
+            k: v for k, v in result.metrics.items() if k.startswith("test_") or k.startswith("n_")
+        }
+        print(", ".join(f"{k} {_fmt(v)}" for k, v in shown.items()))
+        print(f"training loop: {result.metrics['train_seconds']:.1f} s; outputs in {result.out}/")
     return 0
 
 
-def _show_graphs(store, report) -> None:
-    rows = [("id", "atoms", "edges", "neighbours/atom", "shortest Å", "longest kept Å")]
-    for rid, rowid in zip(report.ids, report.rowids, strict=True):
-        graph = store.get(rowid)
-        rows.append(
-            (
-                rid,
-                str(graph.num_atoms),
-                str(graph.num_edges),
-                f"{graph.num_edges / graph.num_atoms:.1f}",
-                f"{graph.distances.min():.3f}",
-                f"{graph.distances.max():.3f}",
-            )
-        )
-    widths = [max(len(row[k]) for row in rows) for k in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+def cmd_predict(args: argparse.Namespace) -> int:
+    from cgcnn.predict import predict
+
+    metrics = predict(
+        args.checkpoint,
+        args.data,
+        args.out,
+        atom_init=args.atom_init,
+        target=args.target,
+        id_column=args.id_column,
+        structure_column=args.structure_column,
+        cache_dir=args.cache,
+        workers=args.workers,
+        skip_invalid=args.skip_invalid,
+    )
+    if metrics:
+        print(", ".join(f"{k} {_fmt(v)}" for k, v in metrics.items()))
+    print(f"predictions written to {args.out}")
+    return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``cgcnn`` command; returns the exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 0
-    started = time.perf_counter()
-    try:
-        return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print("cgcnn: interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:
-        from cgcnn.errors import InputError
-
-        if args.debug or not isinstance(exc, InputError):
-            raise
-        print(f"cgcnn: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    finally:
-        if args.debug:
-            print(f"[{time.perf_counter() - started:.2f} s]", file=sys.stderr)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+def _fmt(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)

@@ -126,6 +126,8 @@ class CGCNN(nn.Module):
                 f"atom_table must be (119, {c.atom_input_len}), got {tuple(atom_table.shape)}"
             )
         self.register_buffer("atom_table", atom_table.detach().float().clone())
+        # which rows of the table are defined (elements the model can read)
+        self.register_buffer("atom_known", (self.atom_table != 0).any(dim=1))
         self.gaussian = GaussianExpansion(c.radius, c.gaussian_step)
         edge_len = self.gaussian.num_features
         self.embedding = nn.Linear(c.atom_input_len, c.atom_fea_len)
@@ -156,6 +158,11 @@ class CGCNN(nn.Module):
         self.register_buffer("target_std", torch.ones(t))
         self.register_buffer("ref_coef", torch.zeros(c.atom_input_len, t))
         self.register_buffer("ref_bias", torch.zeros(t))
+
+    def set_atom_features(self, table: torch.Tensor, known: torch.Tensor) -> None:
+        """Copy a (119, atom_input_len) feature table and its (119,) known-element mask in."""
+        self.atom_table.copy_(table)
+        self.atom_known.copy_(known)
 
     # ------------------------------------------------------------------ forward
 

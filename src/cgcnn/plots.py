@@ -1,0 +1,718 @@
+"""Figures of a training run and of its predictions, and the metrics they print.
+
+Plots (each writes a PNG, creating its folder, and returns the path):
+
+* :func:`learning_curve` - loss and a validation metric per epoch from a CSV log such as
+  PyTorch Lightning's ``CSVLogger`` writes (``metrics.csv``), with the best epoch marked;
+* :func:`parity_plot` - predicted against true values of a regression target;
+* :func:`roc_plot` - the ROC curve of a binary classifier;
+* :func:`confusion_matrix_plot` - counts of true against predicted classes.
+
+Metrics (plain numpy, reused by the training code; defined - NaN rather than an
+exception - when a split holds a single class or nothing at all):
+
+* :func:`regression_metrics` - MAE, RMSE and R²;
+* :func:`roc_auc` and :func:`roc_curve` - the area under the ROC curve from average ranks
+  (ties count one half) and the curve itself;
+* :func:`classification_metrics` - accuracy, ROC AUC and F1 from class probabilities;
+* :func:`confusion_matrix` - the count matrix.
+
+Samples holding a NaN (in the target, the prediction or a probability) are left out of
+every metric and plot: a missing target is not an error.
+
+matplotlib is imported only when a plot is drawn, and only through its object-oriented
+API on the Agg canvas (no pyplot state), so plotting works headless and from threads.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from cgcnn.errors import InputError
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+__all__ = [
+    "classification_metrics",
+    "confusion_matrix",
+    "confusion_matrix_plot",
+    "learning_curve",
+    "parity_plot",
+    "read_epoch_log",
+    "regression_metrics",
+    "roc_auc",
+    "roc_curve",
+    "roc_plot",
+]
+
+DPI = 120
+
+#: a confusion matrix with more classes leaves its empty cells blank (drawing ~10^4 zeros
+#: is slow and unreadable)
+_ALL_CELLS_UP_TO = 30
+
+#: validation metrics tried, in this order, when ``learning_curve`` is given no metric
+DEFAULT_METRICS = ("val_mae", "val_accuracy", "val_roc_auc")
+
+# metric names holding one of these are better when higher (anything else: lower)
+_HIGHER_IS_BETTER = ("acc", "auc", "r2", "f1", "precision", "recall", "pearson", "spearman")
+
+_NOTE_STYLE = {
+    "ha": "center",
+    "va": "center",
+    "fontsize": 11,
+    "color": "0.35",
+    "bbox": {"facecolor": "white", "edgecolor": "none", "alpha": 0.9},
+}
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def _as_1d(values: Any, name: str) -> np.ndarray:
+    array = np.asarray(values)
+    if array.ndim == 0:
+        raise ValueError(f"{name} must be a 1-d array, got a scalar")
+    if array.ndim > 1:
+        if array.size != array.shape[0]:
+            raise ValueError(f"{name} must be a 1-d array, got shape {array.shape}")
+        array = array.reshape(-1)
+    return array
+
+
+def _paired(a: Any, b: Any, names: tuple[str, str]) -> tuple[np.ndarray, np.ndarray]:
+    """Two (n,) float arrays of the same length with the pairs holding a NaN removed."""
+    x = _as_1d(a, names[0]).astype(np.float64)
+    y = _as_1d(b, names[1]).astype(np.float64)
+    if x.shape != y.shape:
+        raise ValueError(f"{names[0]} and {names[1]} differ in length: {x.size} != {y.size}")
+    keep = ~(np.isnan(x) | np.isnan(y))
+    return x[keep], y[keep]
+
+
+def regression_metrics(y: Any, yhat: Any) -> dict[str, float]:
+    """Mean absolute error, root mean square error and coefficient of determination.
+
+    Args:
+        y: (n,) true values.
+        yhat: (n,) predictions.
+
+    Returns:
+        ``{"mae", "rmse", "r2"}`` as floats.  Pairs holding a NaN are ignored; all three
+        are NaN when no pair is left, and ``r2`` is NaN when the true values do not vary.
+    """
+    true, pred = _paired(y, yhat, ("y", "yhat"))
+    if true.size == 0:
+        return {"mae": math.nan, "rmse": math.nan, "r2": math.nan}
+    error = pred - true
+    mae = float(np.mean(np.abs(error)))
+    rmse = float(np.sqrt(np.mean(error * error)))
+    ss_tot = float(np.sum((true - true.mean()) ** 2))
+    r2 = 1.0 - float(np.sum(error * error)) / ss_tot if ss_tot > 0 else math.nan
+    return {"mae": mae, "rmse": rmse, "r2": r2}
+
+
+def _binary_labels(labels: np.ndarray) -> np.ndarray:
+    """Boolean positives from labels of 0/1 (or booleans); ValueError for anything else."""
+    if labels.dtype == bool:
+        return labels
+    bad = (labels != 0) & (labels != 1)
+    if np.any(bad):
+        raise ValueError(f"binary labels must be 0 or 1, got {np.unique(labels[bad])[:5].tolist()}")
+    return labels == 1
+
+
+def _average_ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks 1..n of ``values``; tied values share the mean of their ranks."""
+    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    ends = np.cumsum(counts).astype(np.float64)
+    return ((ends - counts + 1 + ends) / 2.0)[inverse.reshape(-1)]
+
+
+def roc_auc(labels: Any, scores: Any) -> float:
+    """Area under the ROC curve of a binary classifier (the Mann-Whitney U statistic).
+
+    Equals the probability that a random positive scores above a random negative, ties
+    counting one half (average ranks), and so the area under :func:`roc_curve`.
+
+    Args:
+        labels: (n,) 0/1 or booleans, 1 = positive.
+        scores: (n,) scores or probabilities of the positive class.
+
+    Returns:
+        The AUC in [0, 1]; NaN when only one class is present (or nothing is left once the
+        pairs holding a NaN are removed).
+    """
+    y, s = _paired(labels, scores, ("labels", "scores"))
+    positive = _binary_labels(y)
+    n_pos = int(positive.sum())
+    n_neg = positive.size - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return math.nan
+    ranks = _average_ranks(s)
+    u = float(ranks[positive].sum()) - n_pos * (n_pos + 1) / 2.0
+    return u / (n_pos * n_neg)
+
+
+def roc_curve(labels: Any, scores: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Points of the ROC curve, one per distinct score (ties make one diagonal step).
+
+    Args:
+        labels: (n,) 0/1 or booleans, 1 = positive.
+        scores: (n,) scores of the positive class.
+
+    Returns:
+        ``(fpr, tpr, thresholds)``: the false and true positive rates when the samples
+        scoring at least ``threshold`` are called positive, from (0, 0) (threshold +inf)
+        to (1, 1).  The rates are NaN where a class is absent.
+    """
+    y, s = _paired(labels, scores, ("labels", "scores"))
+    positive = _binary_labels(y)
+    order = np.argsort(-s, kind="mergesort")
+    s_sorted = s[order]
+    hits = positive[order]
+    # the last index of each run of equal scores
+    if s.size:
+        last = np.r_[np.flatnonzero(s_sorted[1:] != s_sorted[:-1]), s.size - 1]
+    else:
+        last = np.zeros(0, dtype=np.int64)
+    tp = np.r_[0, np.cumsum(hits)[last]].astype(np.float64)
+    fp = np.r_[0, np.cumsum(~hits)[last]].astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tpr = tp / tp[-1] if tp[-1] > 0 else np.full_like(tp, math.nan)
+        fpr = fp / fp[-1] if fp[-1] > 0 else np.full_like(fp, math.nan)
+    thresholds = np.r_[np.inf, s_sorted[last]]
+    return fpr, tpr, thresholds
+
+
+def _class_indices(labels: np.ndarray, n_classes: int | None, name: str) -> np.ndarray:
+    """Integer class indices from integer-valued labels; ValueError when not indices."""
+    if labels.dtype == bool:
+        return labels.astype(np.int64)
+    if not np.issubdtype(labels.dtype, np.number):
+        raise ValueError(f"{name} must be integer class indices, got dtype {labels.dtype}")
+    as_int = labels.astype(np.int64)
+    if labels.size and (np.any(as_int != labels) or as_int.min() < 0):
+        raise ValueError(f"{name} must be integer class indices >= 0")
+    if n_classes is not None and labels.size and as_int.max() >= n_classes:
+        raise ValueError(f"{name} holds class {as_int.max()} but there are {n_classes} classes")
+    return as_int
+
+
+def _f1_per_class(true: np.ndarray, pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """F1 of each class one-vs-rest; NaN for a class neither present nor predicted."""
+    scores = np.full(n_classes, math.nan)
+    for c in range(n_classes):
+        tp = np.sum((pred == c) & (true == c))
+        wrong = np.sum((pred == c) != (true == c))  # false positives + false negatives
+        if 2 * tp + wrong > 0:
+            scores[c] = 2.0 * tp / (2.0 * tp + wrong)
+    return scores
+
+
+def _nanmean(values: Sequence[float] | np.ndarray) -> float:
+    finite = np.asarray(values, dtype=np.float64)
+    finite = finite[~np.isnan(finite)]
+    return float(finite.mean()) if finite.size else math.nan
+
+
+def classification_metrics(labels: Any, probabilities: Any) -> dict[str, float]:
+    """Accuracy, ROC AUC and F1 of a classifier from its class probabilities.
+
+    Args:
+        labels: (n,) true class indices 0..C-1.
+        probabilities: (n, C) class probabilities (or scores); for two classes an (n,)
+            array of the probability of class 1 also works.  The prediction is the argmax.
+
+    Returns:
+        ``{"accuracy", "roc_auc", "f1"}``.  With two classes ``roc_auc`` and ``f1`` are
+        those of class 1; with more, their macro means one-vs-rest: the AUC over the classes
+        present (a class absent from ``labels`` has no AUC and is skipped), the F1 over the
+        classes present or predicted.  A value that is undefined (a single class in the
+        split, no samples) is NaN.  Samples holding a NaN are ignored.
+    """
+    probs = np.asarray(probabilities, dtype=np.float64)
+    if probs.ndim == 1 or (probs.ndim == 2 and probs.shape[1] == 1):
+        p1 = probs.reshape(-1)
+        probs = np.stack([1.0 - p1, p1], axis=1)
+    if probs.ndim != 2:
+        raise ValueError(f"probabilities must be (n, C), got shape {probs.shape}")
+    y = _as_1d(labels, "labels")
+    if y.shape[0] != probs.shape[0]:
+        raise ValueError(f"labels and probabilities differ in length: {y.size} != {len(probs)}")
+    n_classes = probs.shape[1]
+    keep = ~np.isnan(probs).any(axis=1)
+    if np.issubdtype(y.dtype, np.floating):
+        keep &= ~np.isnan(y)
+    true = _class_indices(y[keep], n_classes, "labels")
+    probs = probs[keep]
+    if true.size == 0:
+        return {"accuracy": math.nan, "roc_auc": math.nan, "f1": math.nan}
+    pred = np.argmax(probs, axis=1)
+    accuracy = float(np.mean(pred == true))
+    f1 = _f1_per_class(true, pred, n_classes)
+    if n_classes == 2:
+        return {"accuracy": accuracy, "roc_auc": roc_auc(true == 1, probs[:, 1]), "f1": f1[1]}
+    aucs = [roc_auc(true == c, probs[:, c]) for c in range(n_classes) if np.any(true == c)]
+    return {"accuracy": accuracy, "roc_auc": _nanmean(aucs), "f1": _nanmean(f1)}
+
+
+def confusion_matrix(labels: Any, predicted: Any, n_classes: int | None = None) -> np.ndarray:
+    """Counts (C, C): row = true class, column = predicted class.
+
+    Args:
+        labels: (n,) true class indices.
+        predicted: (n,) predicted class indices.
+        n_classes: C; defaults to one more than the largest index seen.
+    """
+    true = _class_indices(_as_1d(labels, "labels"), n_classes, "labels")
+    pred = _class_indices(_as_1d(predicted, "predicted"), n_classes, "predicted")
+    if true.shape != pred.shape:
+        raise ValueError(f"labels and predicted differ in length: {true.size} != {pred.size}")
+    if n_classes is None:
+        n_classes = int(max(true.max(initial=-1), pred.max(initial=-1))) + 1
+    counts = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(counts, (true, pred), 1)
+    return counts
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def _new_figure(figsize: tuple[float, float]) -> Figure:
+    """A figure on its own Agg canvas (no pyplot, no global state)."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("plotting needs matplotlib: pip install matplotlib") from exc
+    fig = Figure(figsize=figsize, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig: Figure, out_png: str | Path) -> Path:
+    path = Path(out_png)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png", dpi=DPI, bbox_inches="tight")
+    return path
+
+
+def _note(ax: Axes, text: str, *, keep_ticks: bool = False) -> None:
+    """Write ``text`` in the middle of an axes left without data."""
+    ax.text(0.5, 0.5, text, transform=ax.transAxes, **_NOTE_STYLE)
+    if not keep_ticks:
+        ax.set_xticks([])
+        ax.set_yticks([])
+
+
+def _text_box(ax: Axes, text: str) -> None:
+    ax.text(
+        0.04,
+        0.96,
+        text,
+        transform=ax.transAxes,
+        ha="left",
+        va="top",
+        fontsize=9,
+        family="monospace",
+        bbox={"boxstyle": "round,pad=0.4", "facecolor": "white", "edgecolor": "0.7", "alpha": 0.9},
+    )
+
+
+def _fmt(value: float) -> str:
+    return "nan" if not math.isfinite(value) else f"{value:.4g}"
+
+
+# ----------------------------------------------------------------- learning curve
+
+
+def _parse_float(text: Any) -> float | None:
+    if not isinstance(text, str) or not text.strip():
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def read_epoch_log(log_csv: str | Path) -> dict[str, np.ndarray]:
+    """Read a per-epoch CSV log into one value per epoch and column.
+
+    Rows are grouped by their ``epoch`` cell (rows without one, such as a learning-rate
+    monitor's, are skipped) and each column keeps its last non-empty value in the epoch,
+    so the training and validation rows Lightning writes separately merge into one.
+
+    Returns:
+        ``{"epoch": (E,) int array sorted ascending, column: (E,) float array}`` with NaN
+        where a column has no value in an epoch.
+
+    Raises:
+        InputError: (a ValueError) when the file has no ``epoch`` column or no epochs.
+    """
+    path = Path(log_csv)
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        fields = [f.strip() for f in (reader.fieldnames or [])]
+        reader.fieldnames = fields
+        if "epoch" not in fields:
+            reason = "empty file" if not fields else f"no 'epoch' column (columns: {fields})"
+            raise InputError(str(path), f"no epochs in the log: {reason}")
+        per_epoch: dict[int, dict[str, float]] = {}
+        for row in reader:
+            epoch = _parse_float(row.get("epoch"))
+            if epoch is None or not math.isfinite(epoch):
+                continue
+            values = per_epoch.setdefault(round(epoch), {})
+            for key, text in row.items():
+                if key is None or key == "epoch":
+                    continue
+                value = _parse_float(text)
+                if value is not None:
+                    values[key] = value
+    if not per_epoch:
+        raise InputError(str(path), "no epochs in the log: no row holds an epoch number")
+    epochs = sorted(per_epoch)
+    log = {"epoch": np.asarray(epochs, dtype=np.int64)}
+    for column in fields:
+        if column != "epoch":
+            log[column] = np.asarray([per_epoch[e].get(column, math.nan) for e in epochs])
+    return log
+
+
+def _series(log: dict[str, np.ndarray], *names: str) -> tuple[str, np.ndarray] | None:
+    """The first of ``names`` with at least one finite value in ``log``."""
+    for name in names:
+        values = log.get(name)
+        if values is not None and np.isfinite(values).any():
+            return name, values
+    return None
+
+
+def _higher_is_better(metric: str) -> bool:
+    lowered = metric.lower()
+    return any(token in lowered for token in _HIGHER_IS_BETTER)
+
+
+def _plot_series(ax: Axes, epochs: np.ndarray, values: np.ndarray, **kwargs: Any) -> None:
+    finite = np.isfinite(values)
+    marker = "o" if finite.sum() <= 40 else None
+    ax.plot(epochs[finite], values[finite], marker=marker, markersize=3, **kwargs)
+
+
+def _best(epochs: np.ndarray, values: np.ndarray, higher: bool) -> tuple[int, float]:
+    finite = np.where(np.isfinite(values), values, np.nan)
+    index = int(np.nanargmax(finite) if higher else np.nanargmin(finite))
+    return int(epochs[index]), float(values[index])
+
+
+def learning_curve(log_csv: str | Path, out_png: str | Path, metric: str | None = None) -> Path:
+    """Plot loss (train and validation) and a validation metric per epoch.
+
+    Args:
+        log_csv: a CSV log with an ``epoch`` column (Lightning's ``metrics.csv``); see
+            :func:`read_epoch_log` for how rows are merged.  Loss columns used:
+            ``train_loss_epoch`` or ``train_loss``, ``val_loss_epoch`` or ``val_loss``.
+        out_png: the PNG to write.
+        metric: the validation metric of the right panel; by default the first of
+            ``val_mae``, ``val_accuracy``, ``val_roc_auc`` in the log.  Its ``train_``
+            counterpart is drawn too when logged.  The best epoch (lowest value, or highest
+            for accuracy / AUC / R² / F1-like names) is marked on both panels; without a
+            metric, the epoch of lowest validation loss is.
+
+    Returns:
+        The path written.  Missing columns leave a note in their panel instead of failing.
+
+    Raises:
+        InputError: (a ValueError) when the file has no epochs.
+    """
+    log = read_epoch_log(log_csv)
+    epochs = log["epoch"]
+    fig = _new_figure((10.0, 4.0))
+    ax_loss, ax_metric = fig.subplots(1, 2)
+
+    # left: loss
+    train = _series(log, "train_loss_epoch", "train_loss")
+    val = _series(log, "val_loss_epoch", "val_loss")
+    for found, colour, label in ((train, "tab:blue", "train"), (val, "tab:orange", "validation")):
+        if found is not None:
+            _plot_series(ax_loss, epochs, found[1], color=colour, label=label)
+    if train is None and val is None:
+        _note(ax_loss, "no loss in the log")
+    else:
+        ax_loss.legend(loc="upper right")
+        losses = np.concatenate([f[1] for f in (train, val) if f is not None])
+        losses = losses[np.isfinite(losses)]
+        if losses.size and losses.min() > 0 and losses.max() / losses.min() > 100:
+            ax_loss.set_yscale("log")
+    ax_loss.set_xlabel("epoch")
+    ax_loss.set_ylabel("loss")
+    ax_loss.set_title("loss")
+
+    # right: validation metric
+    if metric is None:
+        chosen = next((m for m in DEFAULT_METRICS if _series(log, m, f"{m}_epoch")), None)
+    else:
+        chosen = metric
+    found = _series(log, chosen, f"{chosen}_epoch") if chosen else None
+    best: tuple[int, float] | None = None
+    best_name = ""
+    if found is not None:
+        name, values = found
+        if name.startswith("val_"):
+            base = name.removeprefix("val_").removesuffix("_epoch")
+            partner = _series(log, f"train_{base}_epoch", f"train_{base}")
+            if partner is not None:
+                _plot_series(ax_metric, epochs, partner[1], color="tab:blue", label="train")
+        _plot_series(ax_metric, epochs, values, color="tab:orange", label="validation")
+        best = _best(epochs, values, _higher_is_better(name))
+        best_name = name
+        ax_metric.plot(
+            [best[0]],
+            [best[1]],
+            marker="*",
+            markersize=14,
+            color="tab:red",
+            linestyle="none",
+            label=f"best: epoch {best[0]}, {_fmt(best[1])}",
+        )
+        ax_metric.legend(loc="best")
+        ax_metric.set_ylabel(name)
+        ax_metric.set_title(name)
+    else:
+        why = f"'{chosen}' not in the log" if chosen else "no validation metric in the log"
+        _note(ax_metric, why)
+        ax_metric.set_title(chosen or "validation metric")
+        if val is not None:
+            best = _best(epochs, val[1], higher=False)
+            best_name = val[0]
+    ax_metric.set_xlabel("epoch")
+
+    with_data = [ax for ax, ok in ((ax_loss, train or val), (ax_metric, found)) if ok]
+    if best is not None:
+        for ax in with_data:
+            ax.axvline(best[0], color="tab:red", linestyle=":", linewidth=1)
+        if found is None:
+            ax_loss.plot([best[0]], [best[1]], marker="*", markersize=14, color="tab:red")
+        fig.suptitle(f"best epoch {best[0]} (by {best_name})", fontsize=10)
+    for ax in with_data:
+        ax.grid(alpha=0.3)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    return _save(fig, out_png)
+
+
+# ----------------------------------------------------------------------- parity
+
+
+def _marker_style(n: int) -> dict[str, float]:
+    if n <= 300:
+        return {"s": 18.0, "alpha": 0.8}
+    if n <= 3000:
+        return {"s": 8.0, "alpha": 0.5}
+    return {"s": 3.0, "alpha": 0.25}
+
+
+def parity_plot(
+    targets: Any,
+    predictions: Any,
+    out_png: str | Path,
+    *,
+    label: str = "target",
+    unit: str = "",
+    title: str | None = None,
+) -> Path:
+    """Scatter predictions against true values around the line y = x, on equal axes.
+
+    Args:
+        targets: (n,) true values; pairs holding a NaN are dropped.
+        predictions: (n,) predicted values.
+        out_png: the PNG to write.
+        label: the quantity's name for the axes.
+        unit: its unit (axes and the MAE / RMSE in the text box).
+        title: a title; by default none.
+
+    Returns:
+        The path written.
+    """
+    true, pred = _paired(targets, predictions, ("targets", "predictions"))
+    finite = np.isfinite(true) & np.isfinite(pred)
+    true, pred = true[finite], pred[finite]
+    fig = _new_figure((5.0, 5.0))
+    ax = fig.subplots()
+    suffix = f" ({unit})" if unit else ""
+    ax.set_xlabel(f"true {label}{suffix}")
+    ax.set_ylabel(f"predicted {label}{suffix}")
+    if title:
+        ax.set_title(title)
+    if true.size == 0:
+        _note(ax, "no finite points")
+        return _save(fig, out_png)
+
+    lo = float(min(true.min(), pred.min()))
+    hi = float(max(true.max(), pred.max()))
+    pad = 0.05 * (hi - lo) if hi > lo else max(abs(lo) * 0.05, 1.0)
+    lo, hi = lo - pad, hi + pad
+    ax.plot([lo, hi], [lo, hi], color="0.4", linestyle="--", linewidth=1, zorder=1)
+    ax.scatter(true, pred, color="tab:blue", linewidths=0, zorder=2, **_marker_style(true.size))
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    ax.set_aspect("equal", adjustable="box")
+    ax.grid(alpha=0.3)
+
+    m = regression_metrics(true, pred)
+    unit_text = f" {unit}" if unit else ""
+    _text_box(
+        ax,
+        f"MAE  = {_fmt(m['mae'])}{unit_text}\n"
+        f"RMSE = {_fmt(m['rmse'])}{unit_text}\n"
+        f"R²   = {_fmt(m['r2'])}\n"
+        f"n    = {true.size}",
+    )
+    return _save(fig, out_png)
+
+
+# -------------------------------------------------------------------------- ROC
+
+
+def roc_plot(
+    labels: Any, probabilities: Any, out_png: str | Path, *, positive_label: str = "1"
+) -> Path:
+    """Plot the ROC curve of a binary classifier, with its AUC in the legend.
+
+    Args:
+        labels: (n,) 0/1 true classes (1 = positive).
+        probabilities: (n,) probabilities (or scores) of the positive class; pairs holding
+            a NaN are dropped.
+        out_png: the PNG to write.
+        positive_label: the positive class's name, for the title.
+
+    Returns:
+        The path written.  With a single class present the curve is undefined and the
+        figure says so instead.
+    """
+    y, s = _paired(labels, probabilities, ("labels", "probabilities"))
+    positive = _binary_labels(y)
+    n_pos = int(positive.sum())
+    n_neg = positive.size - n_pos
+    fig = _new_figure((5.0, 5.0))
+    ax = fig.subplots()
+    ax.plot([0, 1], [0, 1], color="0.6", linestyle="--", linewidth=1, label="chance")
+    if n_pos == 0 or n_neg == 0:
+        why = "one class only" if positive.size else "no samples"
+        _note(ax, f"ROC undefined: {why}", keep_ticks=True)
+    else:
+        fpr, tpr, _ = roc_curve(positive, s)
+        auc = roc_auc(positive, s)
+        ax.plot(fpr, tpr, color="tab:blue", linewidth=2, label=f"ROC (AUC = {auc:.3f})")
+        ax.legend(loc="lower right")
+    ax.set_xlim(-0.01, 1.01)
+    ax.set_ylim(-0.01, 1.01)
+    ax.set_aspect("equal", adjustable="box")
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.set_title(f"ROC, positive class '{positive_label}' ({n_pos} positive, {n_neg} negative)")
+    ax.title.set_fontsize(10)
+    ax.grid(alpha=0.3)
+    return _save(fig, out_png)
+
+
+# ----------------------------------------------------------------- confusion
+
+
+def _encode_classes(
+    labels: np.ndarray, predicted: np.ndarray, class_names: list[str] | None
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Class indices of both arrays and the names of all classes."""
+    numeric = all(a.dtype == bool or np.issubdtype(a.dtype, np.number) for a in (labels, predicted))
+    if numeric:
+        keep = np.ones(labels.shape, dtype=bool)
+        for array in (labels, predicted):
+            if np.issubdtype(array.dtype, np.floating):
+                keep &= ~np.isnan(array)
+        labels, predicted = labels[keep], predicted[keep]
+        n = len(class_names) if class_names is not None else None
+        true = _class_indices(labels, n, "labels")
+        pred = _class_indices(predicted, n, "predicted")
+        if n is None:
+            n = int(max(true.max(initial=-1), pred.max(initial=-1))) + 1
+            class_names = [str(c) for c in range(n)]
+        return true, pred, list(class_names or [])
+    # names (strings): classes are class_names, or the sorted names seen
+    if class_names is None:
+        class_names = sorted({str(v) for v in np.concatenate([labels, predicted])})
+    index = {name: i for i, name in enumerate(class_names)}
+    unknown = sorted({str(v) for v in np.concatenate([labels, predicted])} - set(index))
+    if unknown:
+        raise ValueError(f"classes not in class_names: {unknown[:5]}")
+    true = np.asarray([index[str(v)] for v in labels], dtype=np.int64)
+    pred = np.asarray([index[str(v)] for v in predicted], dtype=np.int64)
+    return true, pred, list(class_names)
+
+
+def confusion_matrix_plot(
+    labels: Any, predicted: Any, out_png: str | Path, *, class_names: list[str] | None = None
+) -> Path:
+    """Plot the confusion matrix (rows true, columns predicted) with the count in each cell.
+
+    Args:
+        labels: (n,) true classes: indices 0..C-1, or names.
+        predicted: (n,) predicted classes, the same way.
+        out_png: the PNG to write.
+        class_names: names of the C classes, in index order; by default the indices (or
+            the sorted names seen).  Sets C when longer than the largest index seen.
+
+    Returns:
+        The path written.  Every cell shows its count, except that with more than 30
+        classes the empty cells are left blank.
+    """
+    true_in = _as_1d(labels, "labels")
+    pred_in = _as_1d(predicted, "predicted")
+    if true_in.shape != pred_in.shape:
+        raise ValueError(f"labels and predicted differ in length: {true_in.size} != {pred_in.size}")
+    true, pred, names = _encode_classes(true_in, pred_in, class_names)
+    k = max(len(names), 1)
+    names = names or ["-"]
+    counts = confusion_matrix(true, pred, k)
+
+    side = min(max(4.0, 0.45 * k + 2.0), 24.0)
+    fig = _new_figure((side + 1.0, side))
+    ax = fig.subplots()
+    image = ax.imshow(counts, cmap="Blues", vmin=0, vmax=max(int(counts.max()), 1))
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="count")
+    cell = 72.0 * side / k  # points per cell, roughly
+    fontsize = float(np.clip(0.3 * cell, 4.0, 11.0))
+    threshold = counts.max() / 2.0
+    for i, j in zip(
+        *np.nonzero(counts if k > _ALL_CELLS_UP_TO else np.ones_like(counts)), strict=True
+    ):
+        text = ax.text(
+            j,
+            i,
+            str(counts[i, j]),
+            ha="center",
+            va="center",
+            fontsize=fontsize,
+            color="white" if counts[i, j] > threshold else "black",
+        )
+        text.set_in_layout(False)  # thousands of cells: keep them out of the layout passes
+    ticks = np.arange(k)
+    long_names = k > 8 or max(len(n) for n in names) > 6
+    ax.set_xticks(
+        ticks, names, rotation=45 if long_names else 0, ha="right" if long_names else "center"
+    )
+    ax.set_yticks(ticks, names)
+    ax.tick_params(labelsize=float(np.clip(0.35 * cell, 5.0, 10.0)))
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    n = int(counts.sum())
+    accuracy = _fmt(float(np.trace(counts)) / n) if n else "nan"
+    ax.set_title(f"confusion matrix (n = {n}, accuracy = {accuracy})", fontsize=10)
+    return _save(fig, out_png)

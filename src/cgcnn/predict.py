@@ -1,0 +1,269 @@
+"""Load checkpoints (ours and the original CGCNN's) and predict.
+
+A checkpoint of ours holds the model's config, its weights, the atom feature table, the
+target transforms and the graph settings, so :func:`predict` needs nothing but the
+checkpoint and the structures.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch_geometric.loader import DataLoader
+
+from cgcnn.errors import InputError
+from cgcnn.nn.model import CGCNN, CGCNNConfig
+
+
+def load(checkpoint: str | os.PathLike) -> tuple[CGCNN, dict[str, Any]]:
+    """The model of a ``cgcnn train`` checkpoint, in eval mode, and its metadata.
+
+    Returns:
+        (model, info) where ``info`` has ``graph_settings`` (radius, max_neighbors, ...),
+        ``train_config`` and ``meta``.
+
+    Raises:
+        InputError: a missing file or a file that is not a cgcnn checkpoint.
+    """
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise InputError(str(path), "no such checkpoint file")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle/zip errors of many types
+        from cgcnn.compat import is_original_checkpoint
+
+        if is_original_checkpoint(path):
+            raise InputError(
+                str(path),
+                "is an original CGCNN checkpoint; use cgcnn.compat (cgcnn predict does it)",
+            ) from None
+        raise InputError(
+            str(path), f"is not a readable checkpoint ({type(exc).__name__})"
+        ) from None
+    hparams = state.get("hyper_parameters") if isinstance(state, dict) else None
+    if not hparams or "model_config" not in hparams:
+        raise InputError(str(path), "is not a cgcnn checkpoint (no model configuration in it)")
+    model = CGCNN(CGCNNConfig.from_dict(hparams["model_config"]))
+    weights = {
+        k.removeprefix("model."): v
+        for k, v in state["state_dict"].items()
+        if k.startswith("model.")
+    }
+    model.load_state_dict(weights)
+    model.eval()
+    info = {
+        "graph_settings": dict(hparams.get("graph_settings", {})),
+        "train_config": dict(hparams.get("train_config", {})),
+        "meta": dict(hparams.get("meta", {})),
+    }
+    return model, info
+
+
+@torch.no_grad()
+def predict_dataset(model: CGCNN, dataset: Any, batch_size: int = 256) -> np.ndarray:
+    """(n, T) physical predictions, or (n, C) class probabilities, in dataset order."""
+    model.eval()
+    chunks = [model.predict(batch) for batch in DataLoader(dataset, batch_size=batch_size)]
+    return torch.cat(chunks).numpy() if chunks else np.zeros((0, model.config.n_outputs))
+
+
+def evaluate(
+    model: CGCNN,
+    dataset: Any,
+    results_csv: str | os.PathLike,
+    plots_dir: str | os.PathLike | None = None,
+) -> dict[str, float]:
+    """Predict ``dataset``, write ``results_csv`` and return metrics (when targets exist)."""
+    from cgcnn.plots import classification_metrics, regression_metrics
+
+    predictions = predict_dataset(model, dataset)
+    ids = [str(dataset[k].id) for k in range(len(dataset))]
+    targets = _targets_of(dataset)
+    write_results(results_csv, model.config, ids, predictions, targets)
+    if targets is None:
+        return {}
+    config = model.config
+    if config.task == "classification":
+        labels = targets[:, 0].astype(int)
+        metrics = classification_metrics(labels, predictions)
+        if plots_dir is not None:
+            _classification_plots(Path(plots_dir), labels, predictions, config)
+        return {k: float(v) for k, v in metrics.items()}
+    metrics: dict[str, float] = {}
+    names = config.target_names or [f"target{k}" for k in range(config.n_targets)]
+    for k, name in enumerate(names):
+        values = regression_metrics(targets[:, k], predictions[:, k])
+        suffix = "" if len(names) == 1 else f"_{name}"
+        metrics.update({f"{m}{suffix}": float(v) for m, v in values.items()})
+        if plots_dir is not None:
+            from cgcnn.plots import parity_plot
+
+            png = "parity.png" if len(names) == 1 else f"parity_{name}.png"
+            parity_plot(targets[:, k], predictions[:, k], Path(plots_dir) / png, label=name)
+    return metrics
+
+
+def write_results(
+    path: str | os.PathLike,
+    config: CGCNNConfig,
+    ids: list[str],
+    predictions: np.ndarray,
+    targets: np.ndarray | None,
+) -> None:
+    """Write ``id,target,prediction`` (per target with suffixes; classes with probabilities)."""
+    header = ["id"]
+    classification = config.task == "classification"
+    names = config.target_names or ["target"]
+    if classification:
+        classes = config.class_names or [str(k) for k in range(config.n_classes)]
+        header += (["target"] if targets is not None else []) + ["prediction"]
+        header += [f"prob_{c}" for c in classes]
+    elif len(names) == 1:
+        header += (["target"] if targets is not None else []) + ["prediction"]
+    else:
+        for name in names:
+            header += ([f"target_{name}"] if targets is not None else []) + [f"prediction_{name}"]
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        for row, rid in enumerate(ids):
+            cells: list[Any] = [rid]
+            if classification:
+                if targets is not None:
+                    cells.append(int(targets[row, 0]))
+                cells.append(int(np.argmax(predictions[row])))
+                cells += [_num(p) for p in predictions[row]]
+            else:
+                for k in range(len(names)):
+                    if targets is not None:
+                        cells.append(_num(targets[row, k]))
+                    cells.append(_num(predictions[row, k]))
+            writer.writerow(cells)
+
+
+def _num(value: float) -> str:
+    return repr(float(value))
+
+
+def _targets_of(dataset: Any) -> np.ndarray | None:
+    base = getattr(dataset, "dataset", dataset)
+    targets = getattr(base, "targets", None)
+    if targets is None:
+        return None
+    indices = getattr(dataset, "indices", None)
+    return targets[np.asarray(indices)] if indices is not None else targets
+
+
+def _classification_plots(out: Path, labels: np.ndarray, probs: np.ndarray, config) -> None:
+    from cgcnn.plots import confusion_matrix_plot, roc_plot
+
+    classes = config.class_names or [str(k) for k in range(config.n_classes)]
+    if probs.shape[1] == 2:
+        roc_plot(labels, probs[:, 1], out / "roc.png", positive_label=classes[1])
+    confusion_matrix_plot(labels, probs.argmax(axis=1), out / "confusion.png", class_names=classes)
+
+
+def predict(
+    checkpoint: str | os.PathLike,
+    data: Any,
+    out: str | os.PathLike = "predictions.csv",
+    *,
+    atom_init: str | os.PathLike | None = None,
+    target: str | None = None,
+    id_column: str | None = None,
+    structure_column: str | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    workers: int | None = None,
+    skip_invalid: bool = False,
+    progress: bool = True,
+) -> dict[str, float]:
+    """Predict ``data`` with ``checkpoint`` and write ``out`` (CSV, ``test_results.csv``'s columns).
+
+    Works with checkpoints of ``cgcnn train`` and with the original CGCNN's ``.pth.tar``
+    files (then ``atom_init`` defaults to ``DATA/atom_init.json``).  Returns the metrics
+    when ``data`` has targets, else ``{}``.
+    """
+    from cgcnn.compat import is_original_checkpoint
+
+    if is_original_checkpoint(checkpoint):
+        return _predict_original(checkpoint, data, out, atom_init)
+    from cgcnn.dataset import CrystalGraphDataset
+
+    model, info = load(checkpoint)
+    settings = info["graph_settings"]
+    dataset = CrystalGraphDataset(
+        data,
+        target=target,
+        radius=settings.get("radius", model.config.radius),
+        max_neighbors=settings.get("max_neighbors", 12),
+        grow_radius=settings.get("grow_radius", False),
+        min_distance=settings.get("min_distance", 0.5),
+        cache_dir=cache_dir,
+        workers=workers,
+        skip_invalid=skip_invalid,
+        id_column=id_column,
+        structure_column=structure_column,
+        progress=progress,
+    )
+    _check_table_covers(model, dataset)
+    expected = 1 if model.config.task == "classification" else model.config.n_targets
+    if dataset.targets is not None and dataset.targets.shape[1] != expected:
+        raise InputError(
+            str(data),
+            f"has {dataset.targets.shape[1]} target column(s) but the model predicts {expected}; "
+            "choose them with --target",
+        )
+    return evaluate(model, dataset, out)
+
+
+def _check_table_covers(model: CGCNN, dataset: Any) -> None:
+    known = model.atom_known
+    for k in range(len(dataset)):
+        z = dataset.graph(k).atomic_numbers
+        bad = [int(v) for v in np.unique(z) if not known[int(v)]]
+        if bad:
+            from cgcnn.elements import element_symbol
+
+            raise InputError(
+                f"{dataset.ids[k]}",
+                f"element {element_symbol(bad[0])} (Z={bad[0]}) has no atom features in the "
+                "checkpoint's table",
+            )
+
+
+def _predict_original(
+    checkpoint: str | os.PathLike, data: Any, out: str | os.PathLike, atom_init: Any
+) -> dict[str, float]:
+    """An original CGCNN checkpoint: the original's graphs and model (:mod:`cgcnn.compat`)."""
+    from cgcnn.compat import load_original_checkpoint, predict_original
+    from cgcnn.plots import classification_metrics, regression_metrics
+
+    results = predict_original(load_original_checkpoint(checkpoint), data, atom_init)
+    classification = bool(results) and results[0].probabilities is not None
+    config = CGCNNConfig(
+        task="classification" if classification else "regression",
+        n_classes=len(results[0].probabilities) if classification else 2,
+    )
+    ids = [r.id for r in results]
+    if classification:
+        predictions = np.array([r.probabilities for r in results], dtype=np.float64)
+    else:
+        predictions = np.array([[r.prediction] for r in results], dtype=np.float64)
+    known = [r.target for r in results]
+    targets = None
+    if known and all(t is not None for t in known):
+        targets = np.array([t[:1] for t in known], dtype=np.float64)
+    write_results(out, config, ids, predictions, targets)
+    if targets is None:
+        return {}
+    if classification:
+        metrics = classification_metrics(targets[:, 0].astype(int), predictions)
+    else:
+        metrics = regression_metrics(targets[:, 0], predictions[:, 0])
+    return {k: float(v) for k, v in metrics.items()}
