@@ -352,3 +352,96 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def _fmt(value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def cmd_featurize(args: argparse.Namespace) -> int:
+    from cgcnn.cache import GraphStore, default_cache_dir
+    from cgcnn.errors import InputError
+    from cgcnn.featurizer import count_records_hint, featurize_records
+    from cgcnn.graph import GraphSettings
+    from cgcnn.io import iter_structures
+
+    if not args.data and not args.example:
+        raise InputError("DATA", "give at least one structure source, or --example")
+    sources: list = list(args.data)
+    if args.example:
+        from cgcnn.examples import example_structures
+
+        sources.append(example_structures())
+    settings = GraphSettings(args.radius, args.max_neighbors, args.grow_radius, args.min_distance)
+    if args.workers is not None and args.workers < 1:
+        raise InputError("--workers", f"must be >= 1, got {args.workers}")
+    cache_dir = args.cache or default_cache_dir()
+    store = GraphStore(cache_dir)
+    records = iter_structures(
+        sources,
+        target=args.target,
+        id_column=args.id_column,
+        structure_column=args.structure_column,
+    )
+    hints = [count_records_hint(s) for s in sources]
+    report = featurize_records(
+        records,
+        settings,
+        store,
+        workers=args.workers,
+        skip_invalid=args.skip_invalid,
+        total=None if None in hints else sum(hints),
+    )
+    print(report.summary(settings))
+    print(f"cache: {store.path}")
+    if report.skipped:
+        report.write_skipped(args.skipped)
+        print(f"{len(report.skipped)} skipped structure(s) listed with reasons in {args.skipped}")
+    if args.show or args.example:
+        _show_graphs(store, report)
+    store.close()
+    return 0
+
+
+def _show_graphs(store, report) -> None:
+    rows = [("id", "atoms", "edges", "neighbours/atom", "shortest Å", "longest kept Å")]
+    for rid, rowid in zip(report.ids, report.rowids, strict=True):
+        graph = store.get(rowid)
+        rows.append(
+            (
+                rid,
+                str(graph.num_atoms),
+                str(graph.num_edges),
+                f"{graph.num_edges / graph.num_atoms:.1f}",
+                f"{graph.distances.min():.3f}",
+                f"{graph.distances.max():.3f}",
+            )
+        )
+    widths = [max(len(row[k]) for row in rows) for k in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``cgcnn`` command; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    started = time.perf_counter()
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("cgcnn: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        from cgcnn.errors import InputError
+
+        if args.debug or not isinstance(exc, InputError):
+            raise
+        print(f"cgcnn: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    finally:
+        if args.debug:
+            print(f"[{time.perf_counter() - started:.2f} s]", file=sys.stderr)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
