@@ -225,6 +225,13 @@ def _add_train_parser(commands) -> None:
         "--seed", type=int, default=0, help="seed of the split, the initial weights and the batches"
     )
     opt.add_argument("--resume", metavar="CKPT", help="continue from OUT/last.ckpt")
+    opt.add_argument(
+        "--stop-after",
+        type=int,
+        metavar="EPOCHS",
+        help="end this run after EPOCHS epochs without changing the plan of --epochs (to fit a "
+        "time slot); continue later with --resume OUT/last.ckpt",
+    )
 
     hw = train.add_argument_group("hardware (passed to PyTorch Lightning)")
     hw.add_argument("--accelerator", default="cpu", help="cpu (default) | gpu | auto | ...")
@@ -314,6 +321,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         gradient_clip=args.gradient_clip,
         seed=args.seed,
         resume=args.resume,
+        stop_after=args.stop_after,
         accelerator=args.accelerator,
         devices=devices,
         strategy=args.strategy,

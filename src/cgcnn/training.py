@@ -254,6 +254,7 @@ def train(
     gradient_clip: float = 5.0,
     seed: int = 0,
     resume: str | os.PathLike | None = None,
+    stop_after: int | None = None,
     # hardware
     accelerator: str = "cpu",
     devices: int | str = 1,
@@ -272,6 +273,14 @@ def train(
         :class:`TrainResult` with the test metrics and the best checkpoint's path.
     """
     _quiet_lightning()
+    from cgcnn.nn.resolve import ACTIVATIONS, CONVOLUTIONS, POOLINGS, TASKS, resolve
+
+    # names first, so that a typo fails before any featurization
+    conv, pooling = (
+        resolve("convolution", conv, CONVOLUTIONS),
+        resolve("pooling", pooling, POOLINGS),
+    )
+    activation, task = resolve("activation", activation, ACTIVATIONS), resolve("task", task, TASKS)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     train_config = TrainConfig(
@@ -383,7 +392,7 @@ def train(
 
     loaders = _loaders(dataset, parts, batch_size, seed, num_workers)
     trainer = _trainer(
-        out, parts, train_config, accelerator, devices, strategy, num_nodes, progress
+        out, parts, train_config, accelerator, devices, strategy, num_nodes, progress, stop_after
     )
     started = time.perf_counter()
     with warnings.catch_warnings():
@@ -506,7 +515,9 @@ def _loaders(
     return loaders
 
 
-def _trainer(out, parts, config, accelerator, devices, strategy, num_nodes, progress) -> L.Trainer:
+def _trainer(
+    out, parts, config, accelerator, devices, strategy, num_nodes, progress, stop_after=None
+) -> L.Trainer:
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger
 
@@ -525,7 +536,9 @@ def _trainer(out, parts, config, accelerator, devices, strategy, num_nodes, prog
     if has_val and config.patience > 0:
         callbacks.append(EarlyStopping(monitor=monitor, mode="min", patience=config.patience))
     return L.Trainer(
-        max_epochs=config.epochs,
+        # stop_after ends this run early (a time slot on a cluster, say) without changing
+        # the plan: the schedule still spans config.epochs, and --resume continues it.
+        max_epochs=min(config.epochs, stop_after) if stop_after else config.epochs,
         accelerator=accelerator,
         devices=devices,
         strategy=strategy,

@@ -1,0 +1,265 @@
+"""Training, prediction and the model: every option trains, resume is exact, outputs are right."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from torch_geometric.data import Batch
+
+from cgcnn import Crystal, InputError, featurize
+from cgcnn.elements import AtomFeatures
+from cgcnn.examples import example_structures
+from cgcnn.nn import CGCNN, CGCNNConfig
+from cgcnn.predict import load, predict
+from cgcnn.training import train
+from helpers import shared
+
+SMALL = {"atom_fea_len": 16, "h_fea_len": 16, "n_conv": 2, "progress": False}
+
+
+def _run(tmp_path, name, data=None, **kwargs):
+    options = {**SMALL, "epochs": 2, "cache_dir": tmp_path / "cache", "plots": False, **kwargs}
+    return train(data or shared("sample-regression"), tmp_path / name, **options)
+
+
+@pytest.mark.parametrize("conv", ["gated", "shared", "none"])
+@pytest.mark.parametrize("pooling", ["mean", "max", "sum", "attention"])
+@pytest.mark.parametrize("batchnorm", [True, False])
+def test_every_conv_pooling_batchnorm_trains(conv, pooling, batchnorm, tmp_path):
+    result = _run(tmp_path, "run", conv=conv, pooling=pooling, batchnorm=batchnorm)
+    assert result.metrics["n_train"] == 8 and result.metrics["epochs_run"] == 2
+    assert np.isfinite(result.metrics["test_mae"])
+
+
+@pytest.mark.parametrize("activation", ["softplus", "relu", "silu", "sigmoid", "tanh"])
+def test_every_activation_trains(activation, tmp_path):
+    result = _run(tmp_path, "run", activation=activation)
+    assert np.isfinite(result.metrics["test_mae"])
+
+
+def test_outputs_of_a_run(tmp_path):
+    result = _run(tmp_path, "run", plots=True, val_ratio=0.2, test_ratio=0.2)
+    out = tmp_path / "run"
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in (
+        "checkpoint",
+        "n_train",
+        "n_val",
+        "n_test",
+        "train_seconds",
+        "test_mae",
+        "test_rmse",
+        "test_r2",
+    ):
+        assert key in metrics
+    assert (metrics["n_train"], metrics["n_val"], metrics["n_test"]) == (6, 2, 2)
+    for name in ("best.ckpt", "last.ckpt", "metrics.csv", "learning_curve.png", "parity.png"):
+        assert (out / name).is_file(), name
+    with open(out / "test_results.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0]) == ["id", "target", "prediction"] and len(rows) == 2
+    errors = [abs(float(r["target"]) - float(r["prediction"])) for r in rows]
+    assert np.mean(errors) == pytest.approx(result.metrics["test_mae"], rel=1e-6)
+
+
+def test_predict_reproduces_test_results(tmp_path, monkeypatch):
+    result = _run(tmp_path, "run", test_ratio=0.3)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    metrics = predict(
+        result.checkpoint,
+        shared("sample-regression"),
+        "pred.csv",
+        cache_dir=tmp_path / "other-cache",
+        progress=False,
+    )
+    assert "mae" in metrics
+    with open(tmp_path / "run" / "test_results.csv", newline="") as handle:
+        expected = {r["id"]: float(r["prediction"]) for r in csv.DictReader(handle)}
+    with open(elsewhere / "pred.csv", newline="") as handle:
+        got = {r["id"]: float(r["prediction"]) for r in csv.DictReader(handle)}
+    for rid, value in expected.items():
+        assert got[rid] == pytest.approx(value, abs=1e-5)
+
+
+def test_classification_two_and_three_classes(tmp_path):
+    result = _run(
+        tmp_path,
+        "two",
+        shared("sample-classification"),
+        task="classification",
+        val_ratio=0.2,
+        test_ratio=0.2,
+        plots=True,
+    )
+    assert {"test_accuracy", "test_roc_auc", "test_f1"} <= set(result.metrics)
+    with open(tmp_path / "two" / "test_results.csv", newline="") as handle:
+        header = next(csv.reader(handle))
+    assert header == ["id", "target", "prediction", "prob_0", "prob_1"]
+    assert (tmp_path / "two" / "confusion.png").is_file()
+
+    three = tmp_path / "three-data"
+    shutil.copytree(shared("sample-regression"), three)
+    ids = [line.split(",")[0] for line in (three / "id_prop.csv").read_text().splitlines() if line]
+    (three / "id_prop.csv").write_text("\n".join(f"{rid},{k % 3}" for k, rid in enumerate(ids)))
+    result = _run(tmp_path, "three", three, task="classification")
+    model, _ = load(result.checkpoint)
+    assert model.config.n_classes == 3
+    with open(tmp_path / "three" / "test_results.csv", newline="") as handle:
+        header = next(csv.reader(handle))
+    assert header[-3:] == ["prob_0", "prob_1", "prob_2"]
+
+
+def test_single_class_split_keeps_metrics_defined(tmp_path):
+    data = tmp_path / "one-class"
+    shutil.copytree(shared("sample-classification"), data)
+    ids = [line.split(",")[0] for line in (data / "id_prop.csv").read_text().splitlines() if line]
+    (data / "id_prop.csv").write_text(
+        "\n".join(f"{rid},{1 if k == 0 else 0}" for k, rid in enumerate(ids))
+    )
+    result = _run(tmp_path, "run", data, task="classification", n_classes=2)
+    assert 0.0 <= result.metrics["test_accuracy"] <= 1.0
+
+
+def test_two_targets_at_once(tmp_path):
+    source = shared("perov5-dev.csv")
+    with open(source, newline="") as handle:
+        rows = [row for _, row in zip(range(41), csv.reader(handle), strict=False)]
+    small = tmp_path / "small.csv"
+    with open(small, "w", newline="") as handle:
+        csv.writer(handle).writerows(rows)
+    result = _run(tmp_path, "run", small, target="heat_ref,dir_gap")
+    assert {"test_mae_heat_ref", "test_mae_dir_gap"} <= set(result.metrics)
+    with open(tmp_path / "run" / "test_results.csv", newline="") as handle:
+        header = next(csv.reader(handle))
+    assert header == [
+        "id",
+        "target_heat_ref",
+        "prediction_heat_ref",
+        "target_dir_gap",
+        "prediction_dir_gap",
+    ]
+
+
+def test_resume_ends_where_an_uninterrupted_run_ends(tmp_path):
+    options = {"epochs": 4, "seed": 3, "val_ratio": 0.2, "test_ratio": 0.2}
+    straight = _run(tmp_path, "straight", **options)
+    _run(tmp_path, "resumed", stop_after=2, **options)
+    resumed = _run(tmp_path, "resumed", resume=tmp_path / "resumed" / "last.ckpt", **options)
+    assert resumed.metrics["epochs_run"] == straight.metrics["epochs_run"] == 4
+    assert resumed.metrics["test_mae"] == pytest.approx(straight.metrics["test_mae"], abs=1e-6)
+
+
+def test_bad_options_are_clear(tmp_path):
+    with pytest.raises(
+        ValueError, match="unknown convolution 'gcn'; choose one of: gated, shared, none"
+    ):
+        _run(tmp_path, "run", conv="gcn")
+    with pytest.raises(ValueError, match="unknown pooling 'avg'"):
+        _run(tmp_path, "run", pooling="avg")
+    with pytest.raises(InputError, match="has no targets to train on"):
+        _run(tmp_path, "run", example_structures())
+    fractional = tmp_path / "fractional"
+    shutil.copytree(shared("sample-regression"), fractional)
+    ids = [line.split(",")[0] for line in (fractional / "id_prop.csv").read_text().splitlines()]
+    (fractional / "id_prop.csv").write_text("\n".join(f"{rid},0.5" for rid in ids if rid))
+    with pytest.raises(InputError, match="labels must be whole numbers"):
+        _run(tmp_path, "run", fractional, task="classification")
+
+
+@pytest.mark.slow
+def test_ddp_on_two_cpu_processes(tmp_path):
+    cmd = [
+        sys.executable,
+        "-m",
+        "cgcnn",
+        "train",
+        str(shared("sample-regression")),
+        "--out",
+        str(tmp_path / "ddp"),
+        "--epochs",
+        "2",
+        "--atom-fea-len",
+        "16",
+        "--accelerator",
+        "cpu",
+        "--devices",
+        "2",
+        "--strategy",
+        "ddp",
+        "--cache",
+        str(tmp_path / "cache"),
+    ]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
+    assert np.isfinite(metrics["test_mae"])
+
+
+# ------------------------------------------------------------------ the model itself
+
+
+def _model(**config) -> CGCNN:
+    torch.manual_seed(0)
+    table = torch.from_numpy(AtomFeatures.cgcnn92().table)
+    model = CGCNN(CGCNNConfig(atom_fea_len=16, h_fea_len=16, **config), table)
+    # give the batch norms non-trivial running statistics, then freeze them
+    model.train()
+    graphs = [featurize(s).to_data() for s in example_structures().values()]
+    with torch.no_grad():
+        model(Batch.from_data_list(graphs))
+    return model.eval()
+
+
+def _predict(model, structures) -> torch.Tensor:
+    return model.predict(Batch.from_data_list([featurize(s).to_data() for s in structures]))
+
+
+def _rotation(seed: int) -> np.ndarray:
+    q, r = np.linalg.qr(np.random.default_rng(seed).normal(size=(3, 3)))
+    q = q * np.sign(np.diag(r))
+    return q if np.linalg.det(q) > 0 else -q
+
+
+@pytest.mark.parametrize("conv", ["gated", "shared", "none"])
+def test_model_invariances(conv):
+    model = _model(conv=conv)
+    crystal = Crystal.from_structure(example_structures()["TiO2-rutile"])
+    perm = np.random.default_rng(0).permutation(crystal.num_atoms)
+    moved = Crystal(
+        crystal.lattice @ _rotation(1).T,
+        crystal.atomic_numbers[perm],
+        crystal.frac_coords[perm] + np.array([0.2, 0.7, -0.4]),
+    )
+    a, b = _predict(model, [crystal]), _predict(model, [moved])
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_batched_equals_one_by_one():
+    model = _model()
+    structures = list(example_structures().values())
+    together = _predict(model, structures)
+    alone = torch.cat([_predict(model, [s]) for s in structures])
+    torch.testing.assert_close(together, alone, atol=1e-5, rtol=1e-5)
+
+
+def test_supercell_mean_pooling_same_extensive_eight_times():
+    structure = example_structures()["SrTiO3-perovskite"]
+    supercell = structure * (2, 2, 2)
+    mean_model = _model(pooling="mean")
+    torch.testing.assert_close(
+        _predict(mean_model, [supercell]), _predict(mean_model, [structure]), atol=1e-5, rtol=1e-5
+    )
+    ext = _model(extensive=True)
+    ext.ref_coef.normal_()
+    torch.testing.assert_close(
+        _predict(ext, [supercell]), 8 * _predict(ext, [structure]), atol=1e-4, rtol=1e-5
+    )
