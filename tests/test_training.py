@@ -17,7 +17,7 @@ from cgcnn import Crystal, InputError, featurize
 from cgcnn.elements import AtomFeatures
 from cgcnn.examples import example_structures
 from cgcnn.nn import CGCNN, CGCNNConfig
-from cgcnn.predict import load, predict
+from cgcnn.prediction import load, predict
 from cgcnn.training import train
 from helpers import shared
 

@@ -28,10 +28,17 @@ _LAZY = {
     "AtomFeatures": "cgcnn.elements",
     "resolve_atom_features": "cgcnn.elements",
     "read_structures": "cgcnn.io",
+    "train": "cgcnn.training",
+    "predict": "cgcnn.prediction",
+    "load": "cgcnn.prediction",
+    "CGCNN": "cgcnn.nn.model",
+    "CGCNNConfig": "cgcnn.nn.model",
 }
 
 __all__ = [
+    "CGCNN",
     "AtomFeatures",
+    "CGCNNConfig",
     "Crystal",
     "CrystalGraph",
     "CrystalGraphDataset",
@@ -40,8 +47,11 @@ __all__ = [
     "InputError",
     "__version__",
     "featurize",
+    "load",
+    "predict",
     "read_structures",
     "resolve_atom_features",
+    "train",
 ]
 
 if TYPE_CHECKING:
@@ -52,6 +62,9 @@ if TYPE_CHECKING:
     from cgcnn.gaussian import GaussianExpansion
     from cgcnn.graph import CrystalGraph, GraphSettings, featurize
     from cgcnn.io import read_structures
+    from cgcnn.nn.model import CGCNN, CGCNNConfig
+    from cgcnn.prediction import load, predict
+    from cgcnn.training import train
 
 
 def __getattr__(name: str) -> Any:

@@ -338,7 +338,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from cgcnn.predict import predict
+    from cgcnn.prediction import predict
 
     metrics = predict(
         args.checkpoint,

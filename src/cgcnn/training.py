@@ -392,7 +392,16 @@ def train(
 
     loaders = _loaders(dataset, parts, batch_size, seed, num_workers)
     trainer = _trainer(
-        out, parts, train_config, accelerator, devices, strategy, num_nodes, progress, stop_after
+        out,
+        parts,
+        train_config,
+        accelerator,
+        devices,
+        strategy,
+        num_nodes,
+        progress,
+        stop_after,
+        task,
     )
     started = time.perf_counter()
     with warnings.catch_warnings():
@@ -412,7 +421,7 @@ def train(
         "train_seconds": round(train_seconds, 3),
         "epochs_run": int(trainer.current_epoch),
     }
-    from cgcnn.predict import evaluate, load
+    from cgcnn.prediction import evaluate, load
 
     model, _ = load(best)
     if len(parts.test):
@@ -516,13 +525,15 @@ def _loaders(
 
 
 def _trainer(
-    out, parts, config, accelerator, devices, strategy, num_nodes, progress, stop_after=None
+    out, parts, config, accelerator, devices, strategy, num_nodes, progress, stop_after, task
 ) -> L.Trainer:
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger
 
     has_val = len(parts.val) > 0
-    monitor = "val_loss"
+    # regression: the validation MAE in the target's units, the number users care about;
+    # classification: the cross-entropy (always defined, even with one class in a split)
+    monitor = "val_mae" if task == "regression" else "val_loss"
     callbacks: list = [
         ModelCheckpoint(
             dirpath=out,
