@@ -156,6 +156,9 @@ def test_resume_ends_where_an_uninterrupted_run_ends(tmp_path):
     resumed = _run(tmp_path, "resumed", resume=tmp_path / "resumed" / "last.ckpt", **options)
     assert resumed.metrics["epochs_run"] == straight.metrics["epochs_run"] == 4
     assert resumed.metrics["test_mae"] == pytest.approx(straight.metrics["test_mae"], abs=1e-6)
+    with open(tmp_path / "resumed" / "metrics.csv", newline="") as handle:
+        epochs = {int(row["epoch"]) for row in csv.DictReader(handle)}
+    assert epochs == {0, 1, 2, 3}, "the log keeps the epochs before the resume"
 
 
 def test_bad_options_are_clear(tmp_path):

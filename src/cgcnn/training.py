@@ -403,14 +403,19 @@ def train(
         stop_after,
         task,
     )
+    log = out / "metrics.csv"
+    earlier_log = log.read_text() if resume is not None and log.is_file() else None
     started = time.perf_counter()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
         warnings.filterwarnings("ignore", ".*number of training batches.*")
+        warnings.filterwarnings("ignore", ".*exists and is not empty.*")
         trainer.fit(module, loaders["train"], loaders.get("val"), ckpt_path=resume)
     train_seconds = time.perf_counter() - started
     if not trainer.is_global_zero:
         return TrainResult(out, {}, out / "best.ckpt")
+    if earlier_log is not None:
+        _merge_epoch_logs(log, earlier_log)
 
     best = _best_checkpoint(trainer, out)
     metrics: dict[str, Any] = {
@@ -581,6 +586,31 @@ def _learning_curve(out: Path) -> None:
     if log.is_file():
         with contextlib.suppress(ValueError):  # no finished epoch to draw
             learning_curve(log, out / "learning_curve.png")
+
+
+def _merge_epoch_logs(log: Path, earlier: str) -> None:
+    """Put the epochs of the run before ``--resume`` back in front of the resumed run's log.
+
+    Lightning's CSV logger starts a new file when a run is resumed into the same folder.
+    """
+    import csv
+    import io
+
+    old_rows = list(csv.DictReader(io.StringIO(earlier)))
+    with open(log, newline="") as handle:
+        reader = csv.DictReader(handle)
+        new_rows, fields = list(reader), list(reader.fieldnames or [])
+    first_new = min((int(r["epoch"]) for r in new_rows if r.get("epoch")), default=None)
+    if first_new is None:
+        return
+    kept = [r for r in old_rows if r.get("epoch") and int(r["epoch"]) < first_new]
+    for name in old_rows[0].keys() if old_rows else []:
+        if name not in fields:
+            fields.append(name)
+    with open(log, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(kept + new_rows)
 
 
 def _quiet_lightning() -> None:
