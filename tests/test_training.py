@@ -163,7 +163,8 @@ def test_resume_ends_where_an_uninterrupted_run_ends(tmp_path):
 
 def test_bad_options_are_clear(tmp_path):
     with pytest.raises(
-        ValueError, match="unknown convolution 'gcn'; choose one of: gated, shared, none"
+        ValueError,
+        match="convolution: unknown convolution 'gcn'; choose one of: gated, shared, none",
     ):
         _run(tmp_path, "run", conv="gcn")
     with pytest.raises(ValueError, match="unknown pooling 'avg'"):

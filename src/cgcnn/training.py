@@ -32,12 +32,9 @@ from cgcnn.dataset import CrystalGraphDataset
 from cgcnn.elements import AtomFeatures, resolve_atom_features
 from cgcnn.errors import InputError
 from cgcnn.nn.model import CGCNN, CGCNNConfig
+from cgcnn.nn.resolve import LOSSES, OPTIMIZERS, SCHEDULERS
 from cgcnn.splits import Split, random_split, split_from_file
 from cgcnn.targets import fit_references, standardization
-
-LOSSES = ("mse", "l1", "huber")
-OPTIMIZERS = ("adamw", "sgd")
-SCHEDULERS = ("cosine", "multistep", "none")
 
 
 @dataclass
