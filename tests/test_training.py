@@ -267,3 +267,12 @@ def test_supercell_mean_pooling_same_extensive_eight_times():
     torch.testing.assert_close(
         _predict(ext, [supercell]), 8 * _predict(ext, [structure]), atol=1e-4, rtol=1e-5
     )
+
+
+def test_test_ratio_zero_and_split_sizes(tmp_path):
+    result = _run(tmp_path, "zero", test_ratio=0.0, val_ratio=0.2)
+    m = result.metrics
+    assert (m["n_train"], m["n_val"], m["n_test"]) == (8, 2, 0)
+    assert "test_mae" not in m
+    m = _run(tmp_path, "sizes", train_size=5, val_size=3, test_size=2).metrics
+    assert (m["n_train"], m["n_val"], m["n_test"]) == (5, 3, 2)
