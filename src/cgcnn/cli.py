@@ -197,7 +197,9 @@ def _add_train_parser(commands) -> None:
     opt.add_argument("--lr", type=float, default=3e-3, help="learning rate (default 3e-3)")
     opt.add_argument("--optim", default="adamw", help="adamw (default) | sgd")
     opt.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default 0.9)")
-    opt.add_argument("--weight-decay", type=float, default=1e-5, help="default 1e-5")
+    opt.add_argument(
+        "--weight-decay", type=float, default=1e-2, help="AdamW / SGD weight decay (default 1e-2)"
+    )
     opt.add_argument(
         "--scheduler",
         default="cosine",
@@ -215,8 +217,9 @@ def _add_train_parser(commands) -> None:
     opt.add_argument(
         "--patience",
         type=int,
-        default=60,
-        help="stop after this many epochs without a better validation loss (default 60; 0: off)",
+        default=100,
+        help="stop after this many epochs without a better validation MAE (classification: "
+        "loss) (default 100; 0: off)",
     )
     opt.add_argument(
         "--gradient-clip", type=float, default=5.0, help="gradient norm clip (default 5; 0: off)"

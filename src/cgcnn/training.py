@@ -51,11 +51,11 @@ class TrainConfig:
     lr: float = 3e-3
     optim: str = "adamw"
     momentum: float = 0.9
-    weight_decay: float = 1e-5
+    weight_decay: float = 1e-2
     scheduler: str = "cosine"
     lr_milestones: list[int] = field(default_factory=lambda: [100])
     loss: str = "huber"
-    patience: int = 60
+    patience: int = 100
     gradient_clip: float = 5.0
     seed: int = 0
 
@@ -243,11 +243,11 @@ def train(
     lr: float = 3e-3,
     optim: str = "adamw",
     momentum: float = 0.9,
-    weight_decay: float = 1e-5,
+    weight_decay: float = 1e-2,
     scheduler: str = "cosine",
     lr_milestones: list[int] | None = None,
     loss: str = "huber",
-    patience: int = 60,
+    patience: int = 100,
     gradient_clip: float = 5.0,
     seed: int = 0,
     resume: str | os.PathLike | None = None,
