@@ -276,3 +276,11 @@ def test_test_ratio_zero_and_split_sizes(tmp_path):
     assert "test_mae" not in m
     m = _run(tmp_path, "sizes", train_size=5, val_size=3, test_size=2).metrics
     assert (m["n_train"], m["n_val"], m["n_test"]) == (5, 3, 2)
+
+
+def test_same_seed_same_result(tmp_path):
+    first = _run(tmp_path, "a", epochs=3, seed=5, test_ratio=0.3)
+    second = _run(tmp_path, "b", epochs=3, seed=5, test_ratio=0.3)
+    a = (tmp_path / "a" / "test_results.csv").read_text()
+    b = (tmp_path / "b" / "test_results.csv").read_text()
+    assert a == b and first.metrics["test_mae"] == second.metrics["test_mae"]

@@ -65,7 +65,10 @@ class GatedConv(nn.Module):
         per_centre = x @ w[:, :f].T  # (N, 2F)
         per_neighbour = x @ w[:, f : 2 * f].T  # (N, 2F)
         gated = torch.addmm(self.fc_full.bias, edge_attr, w[:, 2 * f :].T)  # (E, 2F)
-        gated = gated + per_centre[i] + per_neighbour[j]
+        # index_select, not per_centre[i]: its backward is index_add_, which sums in a fixed
+        # order; the backward of advanced indexing accumulates in a thread-dependent order,
+        # so two runs with the same seed drifted apart on a busy machine.
+        gated = gated + per_centre.index_select(0, i) + per_neighbour.index_select(0, j)
         gated = self.bn1(gated)
         filt, core = gated.chunk(2, dim=1)  # (E, F) each
         messages = torch.sigmoid(filt) * self.act_core(core)  # (E, F)

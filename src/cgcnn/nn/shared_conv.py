@@ -56,7 +56,7 @@ class SharedConv(nn.Module):
         self, x: torch.Tensor, edge_index: torch.Tensor, edge_attr: torch.Tensor
     ) -> torch.Tensor:
         j, i = edge_index
-        pair = torch.cat([x[j], edge_attr], dim=1)  # (E, F + G): v_j ⊕ u_ij
+        pair = torch.cat([x.index_select(0, j), edge_attr], dim=1)  # (E, F + G): v_j ⊕ u_ij
         summed = pair.new_zeros(x.shape[0], pair.shape[1]).index_add_(0, i, pair)  # (N, F + G)
         return self.act(self.bn(self.fc_neighbors(summed) + self.fc_self(x)))
 
