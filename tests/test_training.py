@@ -284,3 +284,17 @@ def test_same_seed_same_result(tmp_path):
     a = (tmp_path / "a" / "test_results.csv").read_text()
     b = (tmp_path / "b" / "test_results.csv").read_text()
     assert a == b and first.metrics["test_mae"] == second.metrics["test_mae"]
+
+
+def test_load_errors_and_original_checkpoints(tmp_path):
+    with pytest.raises(InputError, match="no such checkpoint file"):
+        load(tmp_path / "missing.ckpt")
+    junk = tmp_path / "junk.ckpt"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(InputError, match="junk.ckpt: is not a readable checkpoint"):
+        load(junk)
+    original = shared("pretrained-cgcnn") / "band-gap.pth.tar"
+    with pytest.raises(InputError, match="original CGCNN checkpoint: give its atom_init.json"):
+        load(original)
+    model, info = load(original, shared("sample-regression") / "atom_init.json")
+    assert model.config.original_head and info["meta"]["original"]

@@ -20,29 +20,39 @@ from cgcnn.errors import InputError
 from cgcnn.nn.model import CGCNN, CGCNNConfig
 
 
-def load(checkpoint: str | os.PathLike) -> tuple[CGCNN, dict[str, Any]]:
-    """The model of a ``cgcnn train`` checkpoint, in eval mode, and its metadata.
+def load(
+    checkpoint: str | os.PathLike, atom_init: str | os.PathLike | None = None
+) -> tuple[CGCNN, dict[str, Any]]:
+    """The model of a checkpoint, in eval mode, and its metadata.
+
+    Args:
+        checkpoint: ``best.ckpt`` / ``last.ckpt`` of ``cgcnn train``, or an original CGCNN
+            ``.pth.tar`` (then ``atom_init``, the ``atom_init.json`` it was trained with, is
+            required, and the model must be fed :func:`cgcnn.compat.featurize_original` graphs
+            to reproduce the original's predictions).
 
     Returns:
         (model, info) where ``info`` has ``graph_settings`` (radius, max_neighbors, ...),
         ``train_config`` and ``meta``.
 
     Raises:
-        InputError: a missing file or a file that is not a cgcnn checkpoint.
+        InputError: a missing file or a file that is not a checkpoint.
     """
     path = Path(checkpoint)
     if not path.is_file():
         raise InputError(str(path), "no such checkpoint file")
+    from cgcnn.compat import is_original_checkpoint
+
+    if is_original_checkpoint(path):
+        if atom_init is None:
+            raise InputError(str(path), "is an original CGCNN checkpoint: give its atom_init.json")
+        from cgcnn.compat import load_original
+
+        model = load_original(path, atom_init)
+        return model, {"graph_settings": {}, "train_config": {}, "meta": {"original": True}}
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle/zip errors of many types
-        from cgcnn.compat import is_original_checkpoint
-
-        if is_original_checkpoint(path):
-            raise InputError(
-                str(path),
-                "is an original CGCNN checkpoint; use cgcnn.compat (cgcnn predict does it)",
-            ) from None
         raise InputError(
             str(path), f"is not a readable checkpoint ({type(exc).__name__})"
         ) from None
