@@ -334,48 +334,27 @@ def train(
 
     targets = dataset.targets
     names = _target_names(target, targets.shape[1])
-    model_config = (
-        CGCNNConfig(
-            atom_input_len=features.dim,
-            atom_fea_len=atom_fea_len,
-            n_conv=n_conv,
-            h_fea_len=h_fea_len,
-            n_h=n_h,
-            conv=conv,
-            pooling=pooling,
-            activation=activation,
-            batchnorm=batchnorm,
-            task=task,
-            n_targets=targets.shape[1],
-            n_classes=_n_classes(targets, task, n_classes),
-            extensive=extensive,
-            dropout=(0.0 if dropout is None else dropout),
-            radius=radius,
-            target_names=names,
-        )
-        if task != "classification"
-        else None
+    classification = task == "classification"
+    k = _n_classes(targets, task, n_classes)
+    model_config = CGCNNConfig(
+        atom_input_len=features.dim,
+        atom_fea_len=atom_fea_len,
+        n_conv=n_conv,
+        h_fea_len=h_fea_len,
+        n_h=n_h,
+        conv=conv,
+        pooling=pooling,
+        activation=activation,
+        batchnorm=batchnorm,
+        task=task,
+        n_targets=1 if classification else targets.shape[1],
+        n_classes=k,
+        extensive=extensive,
+        dropout=0.0 if dropout is None else dropout,
+        radius=radius,
+        target_names=names[:1] if classification else names,
+        class_names=[str(c) for c in range(k)] if classification else [],
     )
-    if model_config is None:
-        k = _n_classes(targets, task, n_classes)
-        model_config = CGCNNConfig(
-            atom_input_len=features.dim,
-            atom_fea_len=atom_fea_len,
-            n_conv=n_conv,
-            h_fea_len=h_fea_len,
-            n_h=n_h,
-            conv=conv,
-            pooling=pooling,
-            activation=activation,
-            batchnorm=batchnorm,
-            task=task,
-            n_targets=1,
-            n_classes=k,
-            dropout=(0.0 if dropout is None else dropout),
-            radius=radius,
-            target_names=names[:1],
-            class_names=[str(i) for i in range(k)],
-        )
     module = CGCNNModule(
         model_config.to_dict(),
         asdict(train_config),
