@@ -31,6 +31,12 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
         "--id-column", metavar="NAME", help="CSV/JSON id column (default: material_id, else id)"
     )
     group.add_argument(
+        "--root",
+        metavar="DIR",
+        help="where registered datasets live (DATA may name one, e.g. perovskite-energy; "
+        "default: $CGCNN_DATASETS_ROOT, else ~/.cache/cgcnn/datasets)",
+    )
+    group.add_argument(
         "--structure-column",
         metavar="NAME",
         help="CSV/JSON structure column (default: cif for CSV, structure for JSON)",
@@ -122,7 +128,78 @@ def build_parser() -> argparse.ArgumentParser:
     feat.set_defaults(func=cmd_featurize)
     _add_train_parser(commands)
     _add_predict_parser(commands)
+    _add_demo_parser(commands)
+    _add_datasets_parser(commands)
     return parser
+
+
+def _add_demo_parser(commands) -> None:
+    demo = commands.add_parser(
+        "demo",
+        help="run the whole pipeline on a built-in dataset (offline, a few minutes)",
+        description="Build the embedded demo dataset (synthetic ionic crystals whose target is "
+        "their Ewald electrostatic energy per atom, computed with pymatgen; a physical model, "
+        "not DFT), featurize, train, evaluate and predict, and write metrics.json, "
+        "test_results.csv, predictions.csv, learning_curve.png and parity.png to --out. "
+        "--dataset NAME runs the same pipeline on a registered real dataset.",
+    )
+    demo.add_argument("--out", default="cgcnn-demo", metavar="DIR", help="default ./cgcnn-demo")
+    demo.add_argument("--dataset", metavar="NAME", help="a registered dataset instead")
+    demo.add_argument("--root", metavar="DIR", help="where registered datasets live")
+    demo.add_argument("--epochs", type=int, help="maximum epochs (default 60)")
+    demo.set_defaults(func=cmd_demo)
+
+
+def _add_datasets_parser(commands) -> None:
+    ds = commands.add_parser(
+        "datasets",
+        help="list or download the registered real datasets",
+        description="Registered public datasets: 'cgcnn datasets list' shows them, 'cgcnn "
+        "datasets fetch NAME' downloads, verifies (SHA-256) and unpacks one. "
+        "CGCNN_DATASETS_MIRROR=DIR reads the files from DIR instead of the network.",
+    )
+    actions = ds.add_subparsers(dest="action", metavar="ACTION", required=True)
+    listing = actions.add_parser("list", help="show every dataset and whether it is present")
+    listing.add_argument("--root", metavar="DIR", help="where datasets live")
+    listing.set_defaults(func=cmd_datasets_list)
+    fetch = actions.add_parser("fetch", help="download, verify and unpack a dataset")
+    fetch.add_argument("name", metavar="NAME")
+    fetch.add_argument("--root", metavar="DIR", help="where datasets live")
+    fetch.set_defaults(func=cmd_datasets_fetch)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from cgcnn.demo import run_demo, summary
+
+    metrics = run_demo(args.out, dataset=args.dataset, root=args.root, epochs=args.epochs)
+    print(summary(metrics, args.out))
+    return 0
+
+
+def cmd_datasets_list(args: argparse.Namespace) -> int:
+    from cgcnn.datasets import format_table, list_datasets
+
+    print(format_table(list_datasets(args.root)))
+    return 0
+
+
+def cmd_datasets_fetch(args: argparse.Namespace) -> int:
+    from cgcnn.datasets import fetch
+
+    path = fetch(args.name, args.root)
+    print(f"{args.name}: ready in {path}")
+    return 0
+
+
+def _data(arg: str, root: str | None) -> str:
+    """DATA as given, or the local path of a registered dataset name (fetched if needed)."""
+    from pathlib import Path
+
+    if Path(arg).exists():
+        return arg
+    from cgcnn.datasets import resolve_data
+
+    return str(resolve_data(arg, root))
 
 
 def _add_train_parser(commands) -> None:
@@ -280,7 +357,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     devices: int | str = int(args.devices) if str(args.devices).isdigit() else args.devices
     result = train(
-        args.data,
+        _data(args.data, args.root),
         args.out,
         target=args.target,
         task=args.task,
@@ -345,7 +422,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     metrics = predict(
         args.checkpoint,
-        args.data,
+        _data(args.data, args.root),
         args.out,
         atom_init=args.atom_init,
         target=args.target,
@@ -374,7 +451,7 @@ def cmd_featurize(args: argparse.Namespace) -> int:
 
     if not args.data and not args.example:
         raise InputError("DATA", "give at least one structure source, or --example")
-    sources: list = list(args.data)
+    sources: list = [_data(arg, args.root) for arg in args.data]
     if args.example:
         from cgcnn.examples import example_structures
 
