@@ -73,9 +73,27 @@ def run_demo(
     predict(result.checkpoint, data, predictions, target=options.get("target"), progress=False)
     metrics = dict(result.metrics)
     metrics["dataset"] = label
+    baseline = _mean_baseline_mae(out / "test_results.csv")
+    if baseline is not None:
+        metrics["test_mae_of_predicting_the_mean"] = baseline
     metrics["total_seconds"] = round(time.perf_counter() - started, 1)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics
+
+
+def _mean_baseline_mae(results_csv: Path) -> float | None:
+    """MAE of predicting the test targets' mean: the number a model has to beat."""
+    import csv
+
+    if not results_csv.is_file():
+        return None
+    with open(results_csv, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows or "target" not in rows[0]:
+        return None
+    targets = [float(r["target"]) for r in rows]
+    mean = sum(targets) / len(targets)
+    return round(sum(abs(t - mean) for t in targets) / len(targets), 6)
 
 
 def summary(metrics: dict[str, Any], out: str | os.PathLike) -> str:
@@ -87,8 +105,12 @@ def summary(metrics: dict[str, Any], out: str | os.PathLike) -> str:
         f"{metrics['n_test']} test; training loop {metrics['train_seconds']:.0f} s, "
         f"whole demo {metrics['total_seconds']:.0f} s"
     )
-    scores = {k: v for k, v in metrics.items() if k.startswith("test_")}
+    scores = {k: v for k, v in metrics.items() if k.startswith("test_") and "predicting" not in k}
     lines.append("test: " + ", ".join(f"{k[5:]} {v:.4g}" for k, v in scores.items()))
+    if "test_mae_of_predicting_the_mean" in metrics:
+        lines.append(
+            f"(predicting the mean would give MAE {metrics['test_mae_of_predicting_the_mean']:.4g})"
+        )
     files = [
         name
         for name in (
