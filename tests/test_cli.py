@@ -189,3 +189,22 @@ def test_import_cgcnn_is_light():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.split() == ["[]", "False"]
+
+
+def test_preset_original_fills_defaults_but_explicit_options_win():
+    from cgcnn.cli import apply_preset, build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["train", "x", "--preset", "original", "--epochs", "5"])
+    apply_preset(args, args.parser)
+    assert (args.optim, args.lr, args.batch_size, args.loss, args.patience) == (
+        "sgd",
+        0.01,
+        256,
+        "mse",
+        0,
+    )
+    assert args.epochs == 5  # given explicitly
+    plain = parser.parse_args(["train", "x"])
+    apply_preset(plain, plain.parser)
+    assert plain.optim == "adamw" and plain.epochs == 300

@@ -13,6 +13,29 @@ from collections.abc import Sequence
 
 EXIT_BAD_INPUT = 2
 
+#: Named sets of `cgcnn train` settings (argparse destinations -> values).
+PRESETS: dict[str, dict[str, object]] = {
+    "original": {
+        "conv": "gated",
+        "atom_fea_len": 64,
+        "n_conv": 3,
+        "h_fea_len": 128,
+        "n_h": 1,
+        "pooling": "mean",
+        "optim": "sgd",
+        "lr": 0.01,
+        "momentum": 0.9,
+        "weight_decay": 0.0,
+        "batch_size": 256,
+        "epochs": 30,
+        "scheduler": "multistep",
+        "lr_milestones": [100],
+        "loss": "mse",
+        "patience": 0,
+        "gradient_clip": 0.0,
+    }
+}
+
 _DATA_HELP = """\
 DATA is any of: a folder in the original CGCNN layout (id_prop.csv + ID.cif files, or just
 structure files); a CSV file with a CIF string per row; a JSON / JSON-lines file of pymatgen
@@ -230,6 +253,13 @@ def _add_train_parser(commands) -> None:
         "a contribution per atom and sum them, on top of per-element references",
     )
     train.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        help="start from a named set of settings; options given explicitly still win. "
+        "original: the original CGCNN's (gated conv, 64/3/128/1, mean pooling, SGD lr 0.01 "
+        "momentum 0.9, batch 256, 30 epochs, milestone 100, MSE, no early stopping)",
+    )
+    train.add_argument(
         "--atom-features",
         metavar="FILE|NAME",
         help="atom feature table: cgcnn92 (default; generated), onehot, or an atom_init.json",
@@ -319,7 +349,7 @@ def _add_train_parser(commands) -> None:
     hw.add_argument("--strategy", default="auto", help="auto (default) | ddp | ...")
     hw.add_argument("--num-nodes", type=int, default=1, help="nodes (default 1)")
     hw.add_argument("--num-workers", type=int, default=0, help="DataLoader workers (default 0)")
-    train.set_defaults(func=cmd_train)
+    train.set_defaults(func=cmd_train, parser=train)
 
 
 def _add_predict_parser(commands) -> None:
@@ -352,7 +382,17 @@ def _add_predict_parser(commands) -> None:
     pred.set_defaults(func=cmd_predict)
 
 
+def apply_preset(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """Fill in the preset's values for every option left at its default."""
+    if not getattr(args, "preset", None):
+        return
+    for name, value in PRESETS[args.preset].items():
+        if getattr(args, name) == parser.get_default(name):
+            setattr(args, name, value)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    apply_preset(args, args.parser)
     from cgcnn.training import train
 
     devices: int | str = int(args.devices) if str(args.devices).isdigit() else args.devices
