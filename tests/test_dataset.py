@@ -165,3 +165,13 @@ def test_store_survives_pickling(cache_dir):
     store.commit()
     clone = pickle.loads(pickle.dumps(GraphStore(cache_dir, readonly=True)))
     assert clone.count() == 1
+
+
+def test_items_kept_in_memory_or_not(tmp_path, cache_dir):
+    cifs = {f"c{k}": make_cif(a=3.8 + 0.02 * k) for k in range(3)}
+    folder = write_cgcnn_folder(tmp_path / "d", cifs)
+    kept = CrystalGraphDataset(folder, cache_dir=cache_dir, progress=False)
+    assert kept[1] is kept[1]
+    fresh = CrystalGraphDataset(folder, cache_dir=cache_dir, progress=False, in_memory=False)
+    assert fresh[1] is not fresh[1]
+    torch.testing.assert_close(kept[1].distances, fresh[1].distances)
