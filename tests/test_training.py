@@ -298,3 +298,29 @@ def test_load_errors_and_original_checkpoints(tmp_path):
         load(original)
     model, info = load(original, shared("sample-regression") / "atom_init.json")
     assert model.config.original_head and info["meta"]["original"]
+
+
+def test_elements_missing_from_the_atom_table_are_named(tmp_path):
+    small_table = AtomFeatures.one_hot(max_z=40)
+    with pytest.raises(
+        InputError,
+        match=r"^onehot\(max_z=40\): has no features for element\(s\) Cs \(Z=55\), Ba \(Z=56\)",
+    ):
+        _run(tmp_path, "run", atom_features=small_table)
+    from conftest import make_cif, write_cgcnn_folder
+
+    light = write_cgcnn_folder(
+        tmp_path / "light", {f"c{k}": make_cif(a=3.8 + 0.05 * k) for k in range(6)}
+    )
+    result = _run(tmp_path, "ok", light, atom_features=small_table)
+    heavy = tmp_path / "heavy"
+    heavy.mkdir()
+    (heavy / "CsCl.cif").write_text(example_structures()["CsCl"].to(fmt="cif"))
+    with pytest.raises(InputError, match=r"best.ckpt \(its atom feature table\): .*Cs \(Z=55\)"):
+        predict(
+            result.checkpoint,
+            heavy,
+            tmp_path / "p.csv",
+            cache_dir=tmp_path / "cache",
+            progress=False,
+        )

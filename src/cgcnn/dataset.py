@@ -104,9 +104,19 @@ class CrystalGraphDataset(Dataset):
         self._store = GraphStore(self.cache_dir, readonly=True)
         keep = len(self) <= IN_MEMORY_LIMIT if in_memory is None else in_memory
         self._items: list | None = [None] * len(self) if keep else None
+        self._elements: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self._rowids.shape[0])
+
+    def elements(self) -> np.ndarray:
+        """(K,) sorted distinct atomic numbers of all crystals (read once, then kept)."""
+        if self._elements is None:
+            found: set[int] = set()
+            for k in range(len(self)):
+                found.update(np.unique(self.graph(k).atomic_numbers).tolist())
+            self._elements = np.array(sorted(found), dtype=np.int64)
+        return self._elements
 
     def graph(self, index: int) -> CrystalGraph:
         """The :class:`~cgcnn.graph.CrystalGraph` (numpy arrays) of item ``index``."""

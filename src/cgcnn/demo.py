@@ -23,7 +23,7 @@ DEMO_TRAIN = {"epochs": 60, "patience": 20}
 #: Extra training options for registered datasets whose target needs them.
 DATASET_OPTIONS: dict[str, dict[str, Any]] = {
     "perovskite-energy": {"extensive": True, "split_file": "split.csv"},
-    "perov5": {"target": "heat_ref", "split_file": "split.csv", "data_file": "perov5.csv"},
+    "perov5": {"target": "heat_ref", "split_file": "split.csv"},
     "carbon24": {"target": "energy_per_atom"},
 }
 
@@ -56,10 +56,8 @@ def run_demo(
     else:
         from cgcnn.datasets import resolve_data
 
-        data = Path(resolve_data(dataset, root))
+        data = Path(resolve_data(dataset, root))  # the folder or file the readers take
         extra = dict(DATASET_OPTIONS.get(dataset, {}))
-        if "data_file" in extra:
-            data = data / extra.pop("data_file")
         split_file = extra.pop("split_file", None)
         folder = data if data.is_dir() else data.parent
         if split_file and (folder / split_file).is_file():

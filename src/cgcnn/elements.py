@@ -116,6 +116,7 @@ __all__ = [
     "cgcnn92_segments",
     "element_symbol",
     "encode_cgcnn92",
+    "require_elements",
     "resolve_atom_features",
 ]
 
@@ -444,6 +445,20 @@ def element_symbol(z: int) -> str:
     from pymatgen.core.periodic_table import Element
 
     return Element.from_Z(int(z)).symbol
+
+
+def require_elements(present: np.ndarray, known: np.ndarray, table: str) -> None:
+    """Raise :class:`InputError` naming ``table`` if an element of ``present`` is not ``known``.
+
+    Args:
+        present: atomic numbers found in the data.
+        known: (119,) bool mask of the elements the table defines.
+        table: the table's name or file, for the message.
+    """
+    missing = sorted({int(z) for z in np.asarray(present).ravel() if not known[int(z)]})
+    if missing:
+        names = ", ".join(f"{element_symbol(z)} (Z={z})" for z in missing)
+        raise InputError(table, f"has no features for element(s) {names} in the data")
 
 
 # ---------------------------------------------------------------------------------------

@@ -93,8 +93,8 @@ def evaluate(
     from cgcnn.plots import classification_metrics, regression_metrics
 
     predictions = predict_dataset(model, dataset)
-    ids = [str(dataset[k].id) for k in range(len(dataset))]
-    targets = _targets_of(dataset)
+    ids = [str(rid) for rid in _column_of(dataset, "ids")]
+    targets = _column_of(dataset, "targets")
     write_results(results_csv, model.config, ids, predictions, targets)
     if targets is None:
         return {}
@@ -161,13 +161,14 @@ def _num(value: float) -> str:
     return repr(float(value))
 
 
-def _targets_of(dataset: Any) -> np.ndarray | None:
+def _column_of(dataset: Any, name: str) -> np.ndarray | None:
+    """``ids`` or ``targets`` of a CrystalGraphDataset or of a Subset of one, in order."""
     base = getattr(dataset, "dataset", dataset)
-    targets = getattr(base, "targets", None)
-    if targets is None:
+    values = getattr(base, name, None)
+    if values is None:
         return None
     indices = getattr(dataset, "indices", None)
-    return targets[np.asarray(indices)] if indices is not None else targets
+    return values[np.asarray(indices, dtype=np.int64)] if indices is not None else values
 
 
 def _classification_plots(out: Path, labels: np.ndarray, probs: np.ndarray, config) -> None:
@@ -221,7 +222,11 @@ def predict(
         structure_column=structure_column,
         progress=progress,
     )
-    _check_table_covers(model, dataset)
+    from cgcnn.elements import require_elements
+
+    require_elements(
+        dataset.elements(), model.atom_known.numpy(), f"{checkpoint} (its atom feature table)"
+    )
     expected = 1 if model.config.task == "classification" else model.config.n_targets
     if dataset.targets is not None and dataset.targets.shape[1] != expected:
         raise InputError(
@@ -230,21 +235,6 @@ def predict(
             "choose them with --target",
         )
     return evaluate(model, dataset, out)
-
-
-def _check_table_covers(model: CGCNN, dataset: Any) -> None:
-    known = model.atom_known
-    for k in range(len(dataset)):
-        z = dataset.graph(k).atomic_numbers
-        bad = [int(v) for v in np.unique(z) if not known[int(v)]]
-        if bad:
-            from cgcnn.elements import element_symbol
-
-            raise InputError(
-                f"{dataset.ids[k]}",
-                f"element {element_symbol(bad[0])} (Z={bad[0]}) has no atom features in the "
-                "checkpoint's table",
-            )
 
 
 def _predict_original(

@@ -29,7 +29,7 @@ from torch.utils.data import Sampler, Subset
 from torch_geometric.loader import DataLoader
 
 from cgcnn.dataset import CrystalGraphDataset
-from cgcnn.elements import AtomFeatures, resolve_atom_features
+from cgcnn.elements import AtomFeatures, require_elements, resolve_atom_features
 from cgcnn.errors import InputError
 from cgcnn.nn.model import CGCNN, CGCNNConfig
 from cgcnn.nn.resolve import LOSSES, OPTIMIZERS, SCHEDULERS
@@ -316,7 +316,7 @@ def train(
         raise InputError(str(data), f"has {len(dataset)} crystal(s); training needs more")
 
     features = resolve_atom_features(atom_features)
-    _check_elements(dataset, features)
+    require_elements(dataset.elements(), features.known, features.source)
 
     if split is not None:
         parts = split_from_file(split, dataset.ids)
@@ -420,18 +420,6 @@ def train(
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _check_elements(dataset: CrystalGraphDataset, features: AtomFeatures) -> None:
-    seen: set[int] = set()
-    for k in range(len(dataset)):
-        seen.update(np.unique(dataset.graph(k).atomic_numbers).tolist())
-    missing = sorted(z for z in seen if not features.known[z])
-    if missing:
-        from cgcnn.elements import element_symbol
-
-        names = ", ".join(f"{element_symbol(z)} (Z={z})" for z in missing)
-        raise InputError(features.source, f"has no features for element(s) {names} in the data")
 
 
 def _target_names(target: str | None, n: int) -> list[str]:
