@@ -31,6 +31,7 @@ _LAZY = {
     "train": "cgcnn.training",
     "predict": "cgcnn.prediction",
     "load": "cgcnn.prediction",
+    "compare": "cgcnn.compare",
     "CGCNN": "cgcnn.nn.model",
     "CGCNNConfig": "cgcnn.nn.model",
 }
@@ -46,6 +47,7 @@ __all__ = [
     "GraphSettings",
     "InputError",
     "__version__",
+    "compare",
     "featurize",
     "load",
     "predict",
@@ -55,6 +57,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from cgcnn.compare import compare
     from cgcnn.crystal import Crystal
     from cgcnn.dataset import CrystalGraphDataset
     from cgcnn.elements import AtomFeatures, resolve_atom_features

@@ -150,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_graph_options(feat)
     feat.set_defaults(func=cmd_featurize)
     _add_train_parser(commands)
+    _add_compare_parser(commands)
     _add_predict_parser(commands)
     _add_demo_parser(commands)
     _add_datasets_parser(commands)
@@ -240,6 +241,13 @@ def _add_train_parser(commands) -> None:
     train.add_argument(
         "--out", default="cgcnn-run", metavar="DIR", help="output folder (default cgcnn-run)"
     )
+    _add_train_options(train)
+    train.set_defaults(func=cmd_train, parser=train)
+
+
+def _add_train_options(train: argparse.ArgumentParser, *, compare: bool = False) -> None:
+    """Every ``cgcnn train`` option (not DATA and --out); ``compare`` leaves out the
+    per-run ones (--seed, --resume, --stop-after), which ``cgcnn compare`` sets itself."""
     train.add_argument(
         "--task",
         choices=("regression", "classification"),
@@ -331,17 +339,21 @@ def _add_train_parser(commands) -> None:
     opt.add_argument(
         "--gradient-clip", type=float, default=5.0, help="gradient norm clip (default 5; 0: off)"
     )
-    opt.add_argument(
-        "--seed", type=int, default=0, help="seed of the split, the initial weights and the batches"
-    )
-    opt.add_argument("--resume", metavar="CKPT", help="continue from OUT/last.ckpt")
-    opt.add_argument(
-        "--stop-after",
-        type=int,
-        metavar="EPOCHS",
-        help="end this run after EPOCHS epochs without changing the plan of --epochs (to fit a "
-        "time slot); continue later with --resume OUT/last.ckpt",
-    )
+    if not compare:
+        opt.add_argument(
+            "--seed",
+            type=int,
+            default=0,
+            help="seed of the split, the initial weights and the batches",
+        )
+        opt.add_argument("--resume", metavar="CKPT", help="continue from OUT/last.ckpt")
+        opt.add_argument(
+            "--stop-after",
+            type=int,
+            metavar="EPOCHS",
+            help="end this run after EPOCHS epochs without changing the plan of --epochs (to "
+            "fit a time slot); continue later with --resume OUT/last.ckpt",
+        )
 
     hw = train.add_argument_group("hardware (passed to PyTorch Lightning)")
     hw.add_argument("--accelerator", default="cpu", help="cpu (default) | gpu | auto | ...")
@@ -349,7 +361,132 @@ def _add_train_parser(commands) -> None:
     hw.add_argument("--strategy", default="auto", help="auto (default) | ddp | ...")
     hw.add_argument("--num-nodes", type=int, default=1, help="nodes (default 1)")
     hw.add_argument("--num-workers", type=int, default=0, help="DataLoader workers (default 0)")
-    train.set_defaults(func=cmd_train, parser=train)
+
+
+_COMPARE_EPILOG = (
+    """\
+GRID: KEY=V1,V2,... names a train option (dashes or underscores: conv, pooling,
+activation, batchnorm=on,off, max_neighbors, radius, n_conv, atom_fea_len, lr, epochs, ...)
+and the values to try; several --grid items (or KEY=... words after one --grid) make a
+product. Options not in the grid apply to every run. Put DATA before --grid.
+
+Seeds: configuration x seed k (k = 0 .. N-1) is one run. The seed sets the initial weights
+and the batch order; without --split it also draws the random split, the same split for
+every configuration with that seed (so the paired test compares them on the same crystals).
+
+Example:
+  cgcnn compare perovskite-energy --split split.csv --extensive \\
+      --grid conv=gated,shared,none --seeds 3 --epochs 40 --out cmp-conv
+
+"""
+    + _DATA_HELP
+)
+
+
+def _add_compare_parser(commands) -> None:
+    cmp = commands.add_parser(
+        "compare",
+        help="train a grid of settings over several seeds and compare them with statistics",
+        description="Train every combination of the --grid values with --seeds seeds (one "
+        "'cgcnn train' run each, in OUT/runs/<configuration>/seed<k>/), then write "
+        "results.csv (a row per run), summary.csv (per configuration: mean, std, 95%% "
+        "confidence interval, rank, paired t-test against the best), comparison.png, "
+        "learning_curves.png and report.md to --out. The grid is checked before anything "
+        "runs; each graph setting is featurized once; finished runs are never redone, so "
+        "an interrupted comparison continues where it stopped when run again.",
+        epilog=_COMPARE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    cmp.add_argument("data", metavar="DATA", help="structures with targets")
+    cmp.add_argument(
+        "--grid",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="KEY=V1,V2",
+        help="an option and the values to try (repeatable)",
+    )
+    cmp.add_argument(
+        "--seeds", type=int, default=3, metavar="N", help="seeds per configuration (default 3)"
+    )
+    cmp.add_argument(
+        "--out",
+        default="cgcnn-compare",
+        metavar="DIR",
+        help="output folder (default cgcnn-compare)",
+    )
+    cmp.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="J",
+        help="runs at once, in separate processes, each with cores/J threads (default 1)",
+    )
+    cmp.add_argument(
+        "--metric",
+        metavar="NAME",
+        help="column to compare (default: test_mae; classification: test_roc_auc, else "
+        "test_accuracy)",
+    )
+    _add_train_options(cmp, compare=True)
+    cmp.set_defaults(func=cmd_compare, parser=cmp)
+
+
+#: train() option -> argparse destination, where they differ
+_DESTS = {"batchnorm": "no_batchnorm", "cache_dir": "cache"}
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    import shlex
+
+    from cgcnn.compare import compare, parse_grid
+    from cgcnn.errors import InputError
+
+    grid = parse_grid(args.grid)
+    kwargs = _train_kwargs(args)
+    for key in grid:
+        name = key.strip().lstrip("-").replace("-", "_").lower()
+        name = {"no_batchnorm": "batchnorm", "cache": "cache_dir"}.get(name, name)
+        dest = _DESTS.get(name, name)
+        if dest in vars(args) and getattr(args, dest) != args.parser.get_default(dest):
+            option = "--" + dest.replace("_", "-")
+            raise InputError("--grid", f"{key} is given both in the grid and as {option}")
+        kwargs.pop(name, None)
+    apply_preset(args, args.parser)
+    fixed = {k: v for k, v in _train_kwargs(args).items() if k in kwargs}
+    if sys.argv[1:2] == ["compare"]:
+        words = sys.argv[1:]
+    else:  # called as main([...]): the options that differ from the defaults
+        words = ["compare", args.data, "--grid", *args.grid]
+        for action in args.parser._actions:
+            value = getattr(args, action.dest, None)
+            if action.dest in ("data", "grid", "help") or value == action.default:
+                continue
+            option = action.option_strings[-1]
+            if isinstance(value, bool):
+                words.append(option)
+            else:
+                values = value if isinstance(value, list) else [value]
+                words += [option, *[str(v) for v in values]]
+    command = "cgcnn " + " ".join(shlex.quote(str(a)) for a in words)
+    summary = compare(
+        _data(args.data, args.root),
+        grid,
+        seeds=args.seeds,
+        out=args.out,
+        jobs=args.jobs,
+        metric=args.metric,
+        command=command,
+        **fixed,
+    )
+    shown = [c for c in summary.columns if c not in ("metric", "config", "n_params")]
+    print(f"metric: {summary['metric'].iloc[0]}")
+    print(summary[shown].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    print(
+        f"outputs in {args.out}/: results.csv, summary.csv, comparison.png, "
+        "learning_curves.png, report.md"
+    )
+    return 0
 
 
 def _add_predict_parser(commands) -> None:
@@ -391,14 +528,11 @@ def apply_preset(args: argparse.Namespace, parser: argparse.ArgumentParser) -> N
             setattr(args, name, value)
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    apply_preset(args, args.parser)
-    from cgcnn.training import train
-
+def _train_kwargs(args: argparse.Namespace) -> dict[str, object]:
+    """The keyword arguments of :func:`cgcnn.training.train` that the train options give
+    (everything but DATA, --out and the per-run --seed / --resume / --stop-after)."""
     devices: int | str = int(args.devices) if str(args.devices).isdigit() else args.devices
-    result = train(
-        _data(args.data, args.root),
-        args.out,
+    return dict(
         target=args.target,
         task=args.task,
         extensive=args.extensive,
@@ -439,14 +573,25 @@ def cmd_train(args: argparse.Namespace) -> int:
         loss=args.loss,
         patience=args.patience,
         gradient_clip=args.gradient_clip,
-        seed=args.seed,
-        resume=args.resume,
-        stop_after=args.stop_after,
         accelerator=args.accelerator,
         devices=devices,
         strategy=args.strategy,
         num_nodes=args.num_nodes,
         num_workers=args.num_workers,
+    )
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    apply_preset(args, args.parser)
+    from cgcnn.training import train
+
+    result = train(
+        _data(args.data, args.root),
+        args.out,
+        seed=args.seed,
+        resume=args.resume,
+        stop_after=args.stop_after,
+        **_train_kwargs(args),
     )
     if result.metrics:
         shown = {
