@@ -258,10 +258,13 @@ def _check_fixed(
             raise InputError(
                 name, f"is not an option of train; valid: {', '.join(sorted(options))}"
             )
-        if value is None or isinstance(value, str | bool | int | float | list | os.PathLike):
-            checked[name] = (
-                _convert(name, value, options[name]) if value is not None else options[name][2]
-            )
+        if value is None:
+            checked[name] = options[name][2]
+        elif isinstance(value, str | bool | int | float | list | os.PathLike):
+            try:
+                checked[name] = _convert(name, value, options[name])
+            except InputError as exc:
+                raise InputError(None, exc.reason) from None
         else:
             checked[name] = value  # e.g. an AtomFeatures object
     return checked
@@ -574,7 +577,9 @@ def plot_comparison(
     direction = "higher is better" if higher_is_better(metric) else "lower is better"
     n = int(summary["n"].max()) if len(summary) else 0
     ax.set_ylabel(metric)
-    ax.set_title(f"{metric} ({direction}): mean ± 95 % CI over {n} seeds; dots: seeds")
+    ax.set_title(
+        f"{metric} ({direction})\nmean ± 95 % CI over {n} seeds; dots: single seeds", fontsize=10
+    )
     ax.grid(axis="y", alpha=0.3)
     path = Path(out_png)
     fig.savefig(path, dpi=120)
@@ -644,8 +649,11 @@ def plot_learning_curves(results: pd.DataFrame, metric: str, out_png: str | Path
             ax.set_yscale("log")
         ax.set_ylabel(f"{column_used} (mean over seeds; band: min to max)")
         ax.legend(fontsize=8)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
-    ax.set_title("validation curves per configuration")
+    ax.set_title("validation curves per configuration", fontsize=10)
     ax.grid(alpha=0.3)
     path = Path(out_png)
     fig.savefig(path, dpi=120)
