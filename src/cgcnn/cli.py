@@ -384,16 +384,21 @@ Example:
 
 
 def _add_compare_parser(commands) -> None:
+    import textwrap
+
     cmp = commands.add_parser(
         "compare",
         help="train a grid of settings over several seeds and compare them with statistics",
-        description="Train every combination of the --grid values with --seeds seeds (one "
-        "'cgcnn train' run each, in OUT/runs/<configuration>/seed<k>/), then write "
-        "results.csv (a row per run), summary.csv (per configuration: mean, std, 95%% "
-        "confidence interval, rank, paired t-test against the best), comparison.png, "
-        "learning_curves.png and report.md to --out. The grid is checked before anything "
-        "runs; each graph setting is featurized once; finished runs are never redone, so "
-        "an interrupted comparison continues where it stopped when run again.",
+        description=textwrap.fill(
+            "Train every combination of the --grid values with --seeds seeds (one 'cgcnn "
+            "train' run each, in OUT/runs/<configuration>/seed<k>/), then write results.csv "
+            "(a row per run), summary.csv (per configuration: mean, std, 95 % confidence "
+            "interval, rank, paired t-test against the best), comparison.png, "
+            "learning_curves.png and report.md to --out. The grid is checked before anything "
+            "runs; each graph setting is featurized once; finished runs are never redone, so "
+            "an interrupted comparison continues where it stopped when run again.",
+            width=88,
+        ),
         epilog=_COMPARE_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
