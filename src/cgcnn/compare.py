@@ -645,7 +645,7 @@ def plot_learning_curves(results: pd.DataFrame, metric: str, out_png: str | Path
             for line in lines
             if len(line.get_ydata())
         ]
-        if positive and spread and max(spread) > 20:
+        if positive and spread and max(spread) > 8:
             ax.set_yscale("log")
         ax.set_ylabel(f"{column_used} (mean over seeds; band: min to max)")
         ax.legend(fontsize=8)
