@@ -1,0 +1,238 @@
+"""Training speed: ``cgcnn train --preset original`` against the original algorithm, same run.
+
+The reference is a re-implementation of the original CGCNN's training as its code runs it
+(Xie & Grossman 2018, github.com/txie-93/cgcnn, ``main.py`` / ``model.py`` / ``data.py``):
+
+- crystals as padded neighbour tables: atom features (N, 92), Gaussian-expanded distances
+  (N, M, 41), neighbour indices (N, M), batched by concatenation with an offset
+  (``collate_pool``) and a list of per-crystal atom-index tensors;
+- each convolution gathers (N, M, F) neighbour features, concatenates (N, M, 2F + 41), applies
+  one linear layer, batch norms over the N·M edges, gates, sums over M, batch norm, residual;
+- mean pooling by a Python loop over the crystals of the batch;
+- SGD (lr 0.01, momentum 0.9), MSE on targets normalised by the training mean and std,
+  MultiStepLR milestone 100, batch 256, 30 epochs, validation every epoch with the MAE
+  accumulated per batch, and the checkpoint written every epoch.
+
+It is given every advantage: its featurized crystals are built once, in memory, before the
+clock starts (the original rebuilds them in the first epoch and caches them).
+
+Ours: :func:`cgcnn.train` with the ``original`` preset on the same data, same split sizes,
+same thread count; ``train_seconds`` is the training loop with validation, the same span.
+
+    python benchmarks/bench_train_speed.py                  # perov5-dev heat_ref, 3 repeats
+    python benchmarks/bench_train_speed.py --repeats 1 --epochs 5
+
+Prints the median seconds of each and the ratio ours / reference (target ≤ 1/3).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+# --------------------------------------------------------------------------------------
+# The reference: the original CGCNN's model, collate and training loop
+
+
+class OriginalConv(nn.Module):
+    """The original gated convolution on padded (N, M) neighbour tables."""
+
+    def __init__(self, atom_fea_len: int, nbr_fea_len: int) -> None:
+        super().__init__()
+        self.fc_full = nn.Linear(2 * atom_fea_len + nbr_fea_len, 2 * atom_fea_len)
+        self.bn1 = nn.BatchNorm1d(2 * atom_fea_len)
+        self.bn2 = nn.BatchNorm1d(atom_fea_len)
+        self.sigmoid, self.softplus1, self.softplus2 = nn.Sigmoid(), nn.Softplus(), nn.Softplus()
+        self.atom_fea_len = atom_fea_len
+
+    def forward(self, atom: torch.Tensor, nbr_fea: torch.Tensor, nbr_idx: torch.Tensor):
+        n, m = nbr_idx.shape
+        f = self.atom_fea_len
+        neighbours = atom[nbr_idx, :]  # (N, M, F)
+        z = torch.cat([atom.unsqueeze(1).expand(n, m, f), neighbours, nbr_fea], dim=2)
+        gated = self.fc_full(z)  # (N, M, 2F)
+        gated = self.bn1(gated.view(-1, 2 * f)).view(n, m, 2 * f)
+        filt, core = gated.chunk(2, dim=2)
+        summed = torch.sum(self.sigmoid(filt) * self.softplus1(core), dim=1)  # (N, F)
+        return self.softplus2(atom + self.bn2(summed))
+
+
+class OriginalNet(nn.Module):
+    """Embedding, n_conv convolutions, per-crystal mean pooling loop, one hidden layer."""
+
+    def __init__(self, orig_len: int, nbr_len: int, f: int = 64, n_conv: int = 3, h: int = 128):
+        super().__init__()
+        self.embedding = nn.Linear(orig_len, f)
+        self.convs = nn.ModuleList([OriginalConv(f, nbr_len) for _ in range(n_conv)])
+        self.conv_to_fc = nn.Linear(f, h)
+        self.conv_to_fc_softplus = nn.Softplus()
+        self.fc_out = nn.Linear(h, 1)
+
+    def forward(self, atom_fea, nbr_fea, nbr_idx, crystal_atom_idx):
+        atom = self.embedding(atom_fea)
+        for conv in self.convs:
+            atom = conv(atom, nbr_fea, nbr_idx)
+        pooled = torch.cat(
+            [torch.mean(atom[idx], dim=0, keepdim=True) for idx in crystal_atom_idx], dim=0
+        )
+        hidden = self.conv_to_fc_softplus(self.conv_to_fc(self.conv_to_fc_softplus(pooled)))
+        return self.fc_out(hidden)
+
+
+def collate_pool(items):
+    """Concatenate crystals, offsetting neighbour indices; list the atoms of each crystal."""
+    atoms, nbrs, idxs, crystal_atom_idx, targets = [], [], [], [], []
+    base = 0
+    for (atom_fea, nbr_fea, nbr_idx), target in items:
+        n = atom_fea.shape[0]
+        atoms.append(atom_fea)
+        nbrs.append(nbr_fea)
+        idxs.append(nbr_idx + base)
+        crystal_atom_idx.append(torch.LongTensor(np.arange(n) + base))
+        targets.append(target)
+        base += n
+    return (
+        (torch.cat(atoms), torch.cat(nbrs), torch.cat(idxs), crystal_atom_idx),
+        torch.stack(targets),
+    )
+
+
+def original_items(dataset, atom_table: np.ndarray) -> list:
+    """Each crystal as the original's ((atom_fea, nbr_fea, nbr_idx), target) tensors."""
+    centres = np.arange(0.0, 8.0 + 0.2, 0.2)  # the original GaussianDistance(0, 8, 0.2)
+    items = []
+    for index in range(len(dataset)):
+        graph = dataset.graph(index)
+        n, m = graph.num_atoms, 12
+        order = np.lexsort((graph.distances, graph.edge_index[1]))
+        neighbours = graph.edge_index[0][order].reshape(n, m)
+        distances = graph.distances[order].reshape(n, m)
+        expanded = np.exp(-((distances[..., None] - centres) ** 2) / 0.2**2)
+        items.append(
+            (
+                (
+                    torch.Tensor(atom_table[graph.atomic_numbers]),
+                    torch.Tensor(expanded),
+                    torch.LongTensor(neighbours),
+                ),
+                torch.Tensor([float(dataset.targets[index][0])]),
+            )
+        )
+    return items
+
+
+def run_reference(items, train_idx, val_idx, epochs: int, out: Path) -> float:
+    """The original training loop; returns its wall time in seconds."""
+    torch.manual_seed(0)
+    from torch.utils.data import DataLoader, Subset
+
+    train_loader = DataLoader(
+        Subset(items, train_idx), batch_size=256, shuffle=True, collate_fn=collate_pool
+    )
+    val_loader = DataLoader(Subset(items, val_idx), batch_size=256, collate_fn=collate_pool)
+    sample = torch.stack([items[i][1] for i in train_idx[:500]])
+    mean, std = sample.mean(), sample.std()
+    model = OriginalNet(items[0][0][0].shape[1], items[0][0][1].shape[2])
+    optimizer = torch.optim.SGD(model.parameters(), 0.01, momentum=0.9, weight_decay=0)
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=[100], gamma=0.1)
+    criterion = nn.MSELoss()
+    start = time.perf_counter()
+    for _epoch in range(epochs):
+        model.train()
+        for (atom_fea, nbr_fea, nbr_idx, crystal_idx), target in train_loader:
+            output = model(atom_fea, nbr_fea, nbr_idx, crystal_idx)
+            loss = criterion(output, (target - mean) / std)
+            _mae = torch.mean(torch.abs(output.data.cpu() * std + mean - target))
+            _ = loss.data.cpu().item(), _mae.item()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        model.eval()
+        total, count = 0.0, 0
+        with torch.no_grad():
+            for (atom_fea, nbr_fea, nbr_idx, crystal_idx), target in val_loader:
+                output = model(atom_fea, nbr_fea, nbr_idx, crystal_idx)
+                criterion(output, (target - mean) / std).item()
+                total += torch.sum(torch.abs(output * std + mean - target)).item()
+                count += target.shape[0]
+        scheduler.step()
+        torch.save({"state_dict": model.state_dict(), "mae": total / count}, out / "ckpt.pth")
+    return time.perf_counter() - start
+
+
+# --------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", default=str(SHARED / "perov5-dev.csv"))
+    parser.add_argument("--target", default="heat_ref")
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    args = parser.parse_args(argv)
+    if not Path(args.data).exists():
+        print(f"skipped: {args.data} is absent (the shared data sets are not beside the repo)")
+        return 0
+
+    import cgcnn
+    from cgcnn.elements import AtomFeatures
+    from cgcnn.splits import random_split
+
+    torch.set_num_threads(args.threads)
+    workdir = Path(tempfile.mkdtemp(prefix="cgcnn-bench-train-"))
+    dataset = cgcnn.CrystalGraphDataset(args.data, target=args.target, cache_dir=workdir / "cache")
+    table = AtomFeatures.from_json(SHARED / "atom_init.json")
+    items = original_items(dataset, table.table)
+    split = random_split(len(dataset), val_ratio=0.1, test_ratio=0.1, seed=0)
+    train_idx, val_idx = split.train, split.val
+    print(
+        f"{len(dataset)} crystals ({len(train_idx)} train, {len(val_idx)} val), "
+        f"{args.epochs} epochs, {args.threads} thread(s), torch {torch.__version__}"
+    )
+
+    reference, ours = [], []
+    for repeat in range(args.repeats):
+        seconds = run_reference(items, list(train_idx), list(val_idx), args.epochs, workdir)
+        reference.append(seconds)
+        # ours in its own process, as a user runs it (its allocator settings stay there)
+        out = workdir / f"ours{repeat}"
+        command = [
+            sys.executable, "-m", "cgcnn.cli", "train", args.data, "--target", args.target,
+            "--preset", "original", "--epochs", str(args.epochs), "--seed", "0",
+            "--cache", str(workdir / "cache"), "--out", str(out),
+        ]  # fmt: skip
+        env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+        subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
+        metrics = json.loads((out / "metrics.json").read_text())
+        ours.append(metrics["train_seconds"])
+        print(
+            f"repeat {repeat + 1}: reference {seconds:6.1f} s   ours {ours[-1]:6.1f} s   "
+            f"(ours test MAE {metrics['test_mae']:.3f})",
+            flush=True,
+        )
+    ref_median, ours_median = statistics.median(reference), statistics.median(ours)
+    print(
+        f"median: reference {ref_median:.1f} s ({ref_median / args.epochs:.2f} s/epoch), "
+        f"ours {ours_median:.1f} s ({ours_median / args.epochs:.2f} s/epoch)"
+    )
+    print(f"ratio ours / reference: {ours_median / ref_median:.3f} (target <= 0.333)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

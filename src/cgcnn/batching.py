@@ -1,0 +1,133 @@
+"""Training batches built straight from numpy arrays, without one PyG ``Data`` per crystal.
+
+``torch_geometric.loader.DataLoader`` collates a list of ``Data`` objects attribute by
+attribute (``Batch.from_data_list``): about 5.5 ms for 256 perovskites, ~7 % of a training
+step with the original CGCNN's settings.  :class:`GraphBatcher` instead keeps every crystal
+of a dataset in a few flat arrays (``packed``) and cuts a batch out of them with vectorised
+index arithmetic (~0.5 ms for the same batch), or, for data sets too large to hold, reads
+the graphs from the cache and concatenates their arrays.  Either way the batch is the same
+``torch_geometric.data.Batch`` the PyG loader would make (fields ``atomic_numbers``,
+``edge_index``, ``distances``, ``y``, ``batch``, ``ptr``), crystal for crystal, so the
+numbers do not change.
+
+Use it as the ``collate_fn`` of a DataLoader over :class:`IndexDataset`:
+
+>>> batcher = GraphBatcher(dataset)                                       # doctest: +SKIP
+>>> loader = DataLoader(IndexDataset(train_idx), batch_size=64, collate_fn=batcher)  # +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+#: Pack the whole data set into flat arrays when it has at most this many edges
+#: (12 bytes an edge: two int32 indices and a float32 distance; 60M edges ≈ 0.7 GB).
+PACK_EDGE_LIMIT = 60_000_000
+
+
+class IndexDataset(Dataset):
+    """A dataset whose items are the dataset indices it was given (for :class:`GraphBatcher`)."""
+
+    def __init__(self, indices: Sequence[int] | np.ndarray) -> None:
+        self.indices = np.asarray(indices, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return int(self.indices.shape[0])
+
+    def __getitem__(self, position: int) -> int:
+        return int(self.indices[position])
+
+
+def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Concatenation of ``arange(s, s + c)`` for each (s, c), without a Python loop."""
+    total = int(counts.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    ends = np.cumsum(counts)
+    within = np.arange(total, dtype=np.int64) - np.repeat(ends - counts, counts)
+    return np.repeat(starts, counts) + within
+
+
+class GraphBatcher:
+    """Collate crystals of a :class:`~cgcnn.dataset.CrystalGraphDataset` into a PyG ``Batch``.
+
+    Args:
+        dataset: the dataset (its graphs and targets are read from it).
+        packed: hold every graph in flat arrays (default: when the data set has at most
+            ``PACK_EDGE_LIMIT`` edges, judged from its first crystals); otherwise each batch
+            reads its graphs from the memory-mapped cache.
+
+    Calling the batcher with a list of dataset indices returns the ``Batch`` of those
+    crystals in that order: ``atomic_numbers`` (N,), ``edge_index`` (2, E) with rows
+    (neighbour, centre) offset into the batch, ``distances`` (E,), ``batch`` (N,),
+    ``ptr`` (B + 1,) and, when the dataset has targets, ``y`` (B, T).
+    """
+
+    def __init__(self, dataset, packed: bool | None = None) -> None:
+        self.dataset = dataset
+        self.targets = None if dataset.targets is None else np.asarray(dataset.targets, np.float32)
+        if packed is None:
+            packed = self._estimated_edges() <= PACK_EDGE_LIMIT
+        self.packed = bool(packed)
+        if self.packed:
+            self._pack()
+
+    def _estimated_edges(self) -> float:
+        n = len(self.dataset)
+        sample = min(n, 64)
+        if sample == 0:
+            return 0.0
+        edges = sum(self.dataset.graph(k).edge_index.shape[1] for k in range(sample))
+        return edges / sample * n
+
+    def _pack(self) -> None:
+        graphs = [self.dataset.graph(k) for k in range(len(self.dataset))]
+        atoms = np.array([g.num_atoms for g in graphs], dtype=np.int64)
+        edges = np.array([g.edge_index.shape[1] for g in graphs], dtype=np.int64)
+        self.node_ptr = np.concatenate([[0], np.cumsum(atoms)])
+        self.edge_ptr = np.concatenate([[0], np.cumsum(edges)])
+        empty_i = np.zeros(0, np.int32)
+        self.atomic_numbers = np.concatenate([empty_i] + [g.atomic_numbers for g in graphs])
+        # indices local to each crystal, so a crystal's slice can go anywhere in a batch
+        self.edge_index = np.concatenate(
+            [np.zeros((2, 0), np.int32)] + [g.edge_index.astype(np.int32) for g in graphs], axis=1
+        )
+        self.distances = np.concatenate(
+            [np.zeros(0, np.float32)] + [g.distances.astype(np.float32) for g in graphs]
+        )
+
+    def __call__(self, indices: Sequence[int]):
+        from torch_geometric.data import Batch
+
+        idx = np.asarray(indices, dtype=np.int64)
+        if self.packed:
+            atoms = self.node_ptr[idx + 1] - self.node_ptr[idx]
+            edges = self.edge_ptr[idx + 1] - self.edge_ptr[idx]
+            numbers = self.atomic_numbers[_ranges(self.node_ptr[idx], atoms)]
+            edge_rows = _ranges(self.edge_ptr[idx], edges)
+            local = self.edge_index[:, edge_rows]
+            distances = self.distances[edge_rows]
+        else:
+            graphs = [self.dataset.graph(int(k)) for k in idx]
+            atoms = np.array([g.num_atoms for g in graphs], dtype=np.int64)
+            edges = np.array([g.edge_index.shape[1] for g in graphs], dtype=np.int64)
+            numbers = np.concatenate([g.atomic_numbers for g in graphs])
+            local = np.concatenate([g.edge_index for g in graphs], axis=1)
+            distances = np.concatenate([g.distances for g in graphs]).astype(np.float32)
+        ptr = np.concatenate([[0], np.cumsum(atoms)])
+        edge_index = local.astype(np.int64) + np.repeat(ptr[:-1], edges)
+        batch = Batch(
+            atomic_numbers=torch.from_numpy(numbers.astype(np.int64)),
+            edge_index=torch.from_numpy(edge_index),
+            distances=torch.from_numpy(np.ascontiguousarray(distances, dtype=np.float32)),
+            batch=torch.from_numpy(np.repeat(np.arange(len(idx), dtype=np.int64), atoms)),
+            ptr=torch.from_numpy(ptr),
+            num_nodes=int(ptr[-1]),
+        )
+        if self.targets is not None:
+            batch.y = torch.from_numpy(self.targets[idx])
+        return batch
