@@ -324,3 +324,57 @@ def test_elements_missing_from_the_atom_table_are_named(tmp_path):
             cache_dir=tmp_path / "cache",
             progress=False,
         )
+
+
+def test_ensemble_is_the_mean_of_its_members_with_their_spread(tmp_path):
+    result = _run(tmp_path, "ens", ensemble=3, test_ratio=0.3, epochs=2)
+    out = tmp_path / "ens"
+    assert result.checkpoint == out / "ensemble.json"
+    members = json.loads((out / "ensemble.json").read_text())["members"]
+    assert members == [f"member{k}/best.ckpt" for k in range(3)]
+
+    def rows(path):
+        with open(path, newline="") as handle:
+            return list(csv.DictReader(handle))
+
+    ours = rows(out / "test_results.csv")
+    assert list(ours[0]) == ["id", "target", "prediction", "uncertainty"]
+    per_member = [rows(out / f"member{k}" / "test_results.csv") for k in range(3)]
+    for k, row in enumerate(ours):
+        values = [float(m[k]["prediction"]) for m in per_member]
+        assert {m[k]["id"] for m in per_member} == {row["id"]}  # one split for all
+        assert float(row["prediction"]) == pytest.approx(np.mean(values), rel=1e-9)
+        assert float(row["uncertainty"]) == pytest.approx(np.std(values, ddof=1), rel=1e-9)
+    # members differ (seeds 0, 1, 2), so the spread is not zero
+    assert max(float(r["uncertainty"]) for r in ours) > 0
+    errors = [abs(float(r["target"]) - float(r["prediction"])) for r in ours]
+    assert result.metrics["test_mae"] == pytest.approx(np.mean(errors), rel=1e-9)
+    assert len(result.metrics["member_test_mae"]) == 3
+
+    # cgcnn predict with ensemble.json reproduces the ensemble's test predictions
+    predict(out / "ensemble.json", shared("sample-regression"), tmp_path / "p.csv", progress=False)
+    predicted = {r["id"]: r for r in rows(tmp_path / "p.csv")}
+    for row in ours:
+        assert float(predicted[row["id"]]["prediction"]) == pytest.approx(
+            float(row["prediction"]), abs=1e-5
+        )
+        assert float(predicted[row["id"]]["uncertainty"]) == pytest.approx(
+            float(row["uncertainty"]), abs=1e-5
+        )
+
+
+def test_ensemble_classification_and_bad_values(tmp_path):
+    result = _run(
+        tmp_path, "cls", shared("sample-classification"), task="classification", ensemble=2
+    )
+    with open(tmp_path / "cls" / "test_results.csv", newline="") as handle:
+        header = next(csv.reader(handle))
+    assert header == ["id", "target", "prediction", "uncertainty", "prob_0", "prob_1"]
+    assert 0.0 <= result.metrics["test_accuracy"] <= 1.0
+    for bad in (0, -2):
+        with pytest.raises(InputError, match="--ensemble: must be a whole number >= 1"):
+            _run(tmp_path, "bad", ensemble=bad)
+    bogus = tmp_path / "bogus.json"
+    bogus.write_text("{}")
+    with pytest.raises(InputError, match="not an ensemble file"):
+        predict(bogus, shared("sample-regression"), tmp_path / "p.csv", progress=False)

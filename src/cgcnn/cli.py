@@ -348,6 +348,15 @@ def _add_train_options(train: argparse.ArgumentParser, *, compare: bool = False)
         )
         opt.add_argument("--resume", metavar="CKPT", help="continue from OUT/last.ckpt")
         opt.add_argument(
+            "--ensemble",
+            type=int,
+            default=1,
+            metavar="K",
+            help="train K models on the same split (seeds SEED ... SEED+K-1) into OUT/memberK; "
+            "predict with their mean and report their spread in an 'uncertainty' column; "
+            "OUT/ensemble.json serves cgcnn predict (default 1)",
+        )
+        opt.add_argument(
             "--stop-after",
             type=int,
             metavar="EPOCHS",
@@ -506,7 +515,10 @@ def _add_predict_parser(commands) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     pred.add_argument(
-        "checkpoint", metavar="CHECKPOINT", help="best.ckpt of cgcnn train, or an original .pth.tar"
+        "checkpoint",
+        metavar="CHECKPOINT",
+        help="best.ckpt of cgcnn train, the ensemble.json of cgcnn train --ensemble K (mean "
+        "prediction and an 'uncertainty' column), or an original .pth.tar",
     )
     pred.add_argument("data", metavar="DATA", help="structures to predict")
     pred.add_argument(
@@ -596,6 +608,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         seed=args.seed,
         resume=args.resume,
         stop_after=args.stop_after,
+        ensemble=args.ensemble,
         **_train_kwargs(args),
     )
     if result.metrics:

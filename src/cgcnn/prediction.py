@@ -8,6 +8,7 @@ checkpoint and the structures.
 from __future__ import annotations
 
 import csv
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -83,22 +84,54 @@ def predict_dataset(model: CGCNN, dataset: Any, batch_size: int = 256) -> np.nda
     return torch.cat(chunks).numpy() if chunks else np.zeros((0, model.config.n_outputs))
 
 
+def ensemble_mean(member_predictions: list[np.ndarray], classification: bool):
+    """Mean of an ensemble's predictions and their spread.
+
+    Args:
+        member_predictions: K arrays (n, T) of physical predictions or (n, C) probabilities.
+
+    Returns:
+        (mean (n, T|C), spread): regression: (n, T) standard deviations over the members;
+        classification: (n,) standard deviation of the probability of the predicted class.
+        With one member the spread is ``None``.
+    """
+    stacked = np.stack(member_predictions)  # (K, n, T|C)
+    mean = stacked.mean(axis=0)
+    if len(member_predictions) < 2:
+        return mean, None
+    spread = stacked.std(axis=0, ddof=1)
+    if classification:
+        spread = np.take_along_axis(spread, mean.argmax(axis=1)[:, None], axis=1)[:, 0]
+    return mean, spread
+
+
 def evaluate(
-    model: CGCNN,
+    model: CGCNN | list[CGCNN],
     dataset: Any,
     results_csv: str | os.PathLike,
     plots_dir: str | os.PathLike | None = None,
 ) -> dict[str, float]:
-    """Predict ``dataset``, write ``results_csv`` and return metrics (when targets exist)."""
-    from cgcnn.plots import classification_metrics, regression_metrics
+    """Predict ``dataset``, write ``results_csv`` and return metrics (when targets exist).
 
-    predictions = predict_dataset(model, dataset)
+    ``model`` may be a list of models (an ensemble): the prediction is their mean, and an
+    ``uncertainty`` column holds their spread (see :func:`ensemble_mean`).
+    """
+    models = model if isinstance(model, list) else [model]
+    config = models[0].config
+    predictions, spread = ensemble_mean(
+        [predict_dataset(m, dataset) for m in models], config.task == "classification"
+    )
     ids = [str(rid) for rid in _column_of(dataset, "ids")]
     targets = _column_of(dataset, "targets")
-    write_results(results_csv, model.config, ids, predictions, targets)
+    write_results(results_csv, config, ids, predictions, targets, spread)
     if targets is None:
         return {}
-    config = model.config
+    return _metrics(config, predictions, targets, plots_dir)
+
+
+def _metrics(config, predictions, targets, plots_dir) -> dict[str, float]:
+    from cgcnn.plots import classification_metrics, regression_metrics
+
     if config.task == "classification":
         labels = targets[:, 0].astype(int)
         metrics = classification_metrics(labels, predictions)
@@ -125,20 +158,29 @@ def write_results(
     ids: list[str],
     predictions: np.ndarray,
     targets: np.ndarray | None,
+    uncertainty: np.ndarray | None = None,
 ) -> None:
-    """Write ``id,target,prediction`` (per target with suffixes; classes with probabilities)."""
+    """Write ``id,target,prediction`` (per target with suffixes; classes with probabilities).
+
+    ``uncertainty`` (an ensemble's spread: (n, T) standard deviations of the members'
+    predictions, or (n,) for classification, the standard deviation of the predicted class's
+    probability) adds an ``uncertainty`` column after each prediction.
+    """
     header = ["id"]
     classification = config.task == "classification"
     names = config.target_names or ["target"]
     if classification:
         classes = config.class_names or [str(k) for k in range(config.n_classes)]
         header += (["target"] if targets is not None else []) + ["prediction"]
+        header += ["uncertainty"] if uncertainty is not None else []
         header += [f"prob_{c}" for c in classes]
     elif len(names) == 1:
         header += (["target"] if targets is not None else []) + ["prediction"]
+        header += ["uncertainty"] if uncertainty is not None else []
     else:
         for name in names:
             header += ([f"target_{name}"] if targets is not None else []) + [f"prediction_{name}"]
+            header += [f"uncertainty_{name}"] if uncertainty is not None else []
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(header)
@@ -148,12 +190,16 @@ def write_results(
                 if targets is not None:
                     cells.append(int(targets[row, 0]))
                 cells.append(int(np.argmax(predictions[row])))
+                if uncertainty is not None:
+                    cells.append(_num(uncertainty[row]))
                 cells += [_num(p) for p in predictions[row]]
             else:
                 for k in range(len(names)):
                     if targets is not None:
                         cells.append(_num(targets[row, k]))
                     cells.append(_num(predictions[row, k]))
+                    if uncertainty is not None:
+                        cells.append(_num(uncertainty[row, k]))
             writer.writerow(cells)
 
 
@@ -206,7 +252,9 @@ def predict(
         return _predict_original(checkpoint, data, out, atom_init)
     from cgcnn.dataset import CrystalGraphDataset
 
-    model, info = load(checkpoint)
+    members = ensemble_members(checkpoint)
+    loaded = [load(path) for path in members]
+    model, info = loaded[0]
     settings = info["graph_settings"]
     dataset = CrystalGraphDataset(
         data,
@@ -234,7 +282,25 @@ def predict(
             f"has {dataset.targets.shape[1]} target column(s) but the model predicts {expected}; "
             "choose them with --target",
         )
-    return evaluate(model, dataset, out)
+    return evaluate([m for m, _ in loaded], dataset, out)
+
+
+def ensemble_members(checkpoint: str | os.PathLike) -> list[Path]:
+    """The checkpoints behind ``checkpoint``: itself, or the members an ``ensemble.json``
+    (written by ``cgcnn train --ensemble K``) lists, relative to its folder."""
+    path = Path(checkpoint)
+    if path.suffix != ".json":
+        return [path]
+    if not path.is_file():
+        raise InputError(str(path), "no such ensemble file")
+    try:
+        listed = json.loads(path.read_text())["members"]
+    except (ValueError, KeyError, TypeError):
+        raise InputError(str(path), "is not an ensemble file (no 'members' list)") from None
+    members = [path.parent / member for member in listed]
+    if not members:
+        raise InputError(str(path), "lists no member checkpoints")
+    return members
 
 
 def _predict_original(

@@ -11,6 +11,7 @@ Multi-GPU and multi-node runs go through Lightning's own strategies (``accelerat
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
 import math
 import os
@@ -260,15 +261,28 @@ def train(
     num_workers: int = 0,
     progress: bool = True,
     plots: bool = True,
+    ensemble: int = 1,
+    split_seed: int | None = None,
 ) -> TrainResult:
     """Train a CGCNN on ``data`` and evaluate it; every output goes to ``out``.
 
     ``data`` is anything :class:`~cgcnn.CrystalGraphDataset` reads.  See ``cgcnn train
     --help`` for the meaning and default of every option.
 
+    ``ensemble=K`` trains K models on the same split, with seeds ``seed`` ... ``seed + K -
+    1``, into ``out/member0`` ... ``out/member{K-1}``; the test predictions are their mean,
+    with their spread in an ``uncertainty`` column, and ``out/ensemble.json`` lists the
+    members for ``cgcnn predict``.  ``split_seed`` draws the random split (default ``seed``).
+
     Returns:
-        :class:`TrainResult` with the test metrics and the best checkpoint's path.
+        :class:`TrainResult` with the test metrics and the best checkpoint's path (for an
+        ensemble: ``out/ensemble.json``).
     """
+    if not isinstance(ensemble, int) or ensemble < 1:
+        raise InputError("--ensemble", f"must be a whole number >= 1, got {ensemble!r}")
+    if ensemble > 1:
+        options = {k: v for k, v in locals().items() if k not in ("data", "out", "ensemble")}
+        return _train_ensemble(data, Path(out), ensemble, options)
     _quiet_lightning()
     if accelerator == "cpu":
         _keep_freed_memory()
@@ -331,7 +345,7 @@ def train(
             train_size=train_size,
             val_size=val_size,
             test_size=test_size,
-            seed=seed,
+            seed=seed if split_seed is None else split_seed,
         )
 
     targets = dataset.targets
@@ -419,6 +433,71 @@ def train(
     if plots:
         _learning_curve(out)
     return TrainResult(out, metrics, best)
+
+
+def _train_ensemble(data: Any, out: Path, k: int, options: dict[str, Any]) -> TrainResult:
+    """Train ``k`` members on one split and write the ensemble's test results and metrics."""
+    if options["resume"] is not None:
+        raise InputError("--resume", "resume one member (OUT/memberK/last.ckpt) without --ensemble")
+    seed = options.pop("seed")
+    if options["split_seed"] is None:
+        options["split_seed"] = seed
+    out.mkdir(parents=True, exist_ok=True)
+    members = [train(data, out / f"member{m}", seed=seed + m, **options) for m in range(k)]
+    if not members[0].metrics:  # not the main process of a distributed run
+        return TrainResult(out, {}, out / "ensemble.json")
+    listing = {
+        "members": [
+            str(Path(r.metrics["checkpoint"]).relative_to(out.resolve())) for r in members
+        ]
+    }
+    (out / "ensemble.json").write_text(json.dumps(listing, indent=2) + "\n")
+    metrics: dict[str, Any] = {
+        "checkpoint": str((out / "ensemble.json").resolve()),
+        "ensemble": k,
+        "n_train": members[0].metrics["n_train"],
+        "n_val": members[0].metrics["n_val"],
+        "n_test": members[0].metrics["n_test"],
+        "train_seconds": round(sum(r.metrics["train_seconds"] for r in members), 3),
+    }
+    if members[0].metrics["n_test"]:
+        from cgcnn.prediction import load
+
+        config = load(members[0].checkpoint)[0].config
+        results = [_read_results(r.out / "test_results.csv") for r in members]
+        metrics.update(_ensemble_results(config, results, out, options["plots"]))
+        for name in [key for key in members[0].metrics if key.startswith("test_")]:
+            metrics[f"member_{name}"] = [r.metrics[name] for r in members]
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=_json_default) + "\n")
+    return TrainResult(out, metrics, out / "ensemble.json")
+
+
+def _read_results(path: Path) -> dict[str, list[str]]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))
+    return {name: [row[c] for row in rows[1:]] for c, name in enumerate(rows[0])}
+
+
+def _ensemble_results(config, results: list[dict], out: Path, plots: bool) -> dict[str, float]:
+    """Average the members' test predictions; write test_results.csv; return test metrics."""
+    from cgcnn.prediction import _metrics, ensemble_mean, write_results
+
+    first = results[0]
+    classification = config.task == "classification"
+    if classification:
+        columns = [c for c in first if c.startswith("prob_")]
+        target_columns = ["target"]
+    else:
+        columns = [c for c in first if c.startswith("prediction")]
+        target_columns = [c.replace("prediction", "target", 1) for c in columns]
+    member_values = [
+        np.array([r[c] for c in columns], dtype=np.float64).T for r in results
+    ]  # K × (n, T|C)
+    mean, spread = ensemble_mean(member_values, classification)
+    targets = np.array([first[c] for c in target_columns], dtype=np.float64).T
+    write_results(out / "test_results.csv", config, first["id"], mean, targets, spread)
+    metrics = _metrics(config, mean, targets, out if plots else None)
+    return {f"test_{name}": value for name, value in metrics.items()}
 
 
 # --------------------------------------------------------------------------- helpers
