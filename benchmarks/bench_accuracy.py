@@ -132,9 +132,10 @@ def summarise(task: str, results: list[dict], key: str, out: Path) -> dict:
         summary["mean_predictor_mae"] = statistics.fmean(r["mean_predictor_mae"] for r in results)
     (out / f"{task}-summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     spread = f" ± {summary['std']:.4f} (std over {len(values)})" if len(values) > 1 else ""
+    median, longest = summary["train_seconds_median"], summary["train_seconds_max"]
     print(
-        f"{task}: {key} {summary['mean']:.4f}{spread}; training {summary['train_seconds_median']:.0f}"
-        f" s median, {summary['train_seconds_max']:.0f} s max per model.  {ANCHORS[task]}"
+        f"{task}: {key} {summary['mean']:.4f}{spread}; training {median:.0f} s median, "
+        f"{longest:.0f} s max per model.  {ANCHORS[task]}"
     )
     return summary
 
