@@ -84,21 +84,30 @@ class GraphBatcher:
         edges = sum(self.dataset.graph(k).edge_index.shape[1] for k in range(sample))
         return edges / sample * n
 
-    def _pack(self) -> None:
-        graphs = [self.dataset.graph(k) for k in range(len(self.dataset))]
-        atoms = np.array([g.num_atoms for g in graphs], dtype=np.int64)
-        edges = np.array([g.edge_index.shape[1] for g in graphs], dtype=np.int64)
-        self.node_ptr = np.concatenate([[0], np.cumsum(atoms)])
-        self.edge_ptr = np.concatenate([[0], np.cumsum(edges)])
-        empty_i = np.zeros(0, np.int32)
-        self.atomic_numbers = np.concatenate([empty_i] + [g.atomic_numbers for g in graphs])
-        # indices local to each crystal, so a crystal's slice can go anywhere in a batch
-        self.edge_index = np.concatenate(
-            [np.zeros((2, 0), np.int32)] + [g.edge_index.astype(np.int32) for g in graphs], axis=1
+    def _pack(self, chunk: int = 8192) -> None:
+        # chunk by chunk, so that no more than `chunk` graph objects live at once
+        atoms, edges, numbers, edge_index, distances = [], [], [], [], []
+        for start in range(0, len(self.dataset), chunk):
+            graphs = [
+                self.dataset.graph(k) for k in range(start, min(start + chunk, len(self.dataset)))
+            ]
+            atoms.append(np.array([g.num_atoms for g in graphs], dtype=np.int64))
+            edges.append(np.array([g.edge_index.shape[1] for g in graphs], dtype=np.int64))
+            numbers.append(np.concatenate([g.atomic_numbers for g in graphs]).astype(np.int16))
+            # indices local to each crystal, so a crystal's slice can go anywhere in a batch
+            edge_index.append(
+                np.concatenate([g.edge_index for g in graphs], axis=1).astype(np.int32)
+            )
+            distances.append(np.concatenate([g.distances for g in graphs]).astype(np.float32))
+        self.node_ptr = np.concatenate([[0], np.cumsum(np.concatenate(atoms or [[]]))]).astype(
+            np.int64
         )
-        self.distances = np.concatenate(
-            [np.zeros(0, np.float32)] + [g.distances.astype(np.float32) for g in graphs]
+        self.edge_ptr = np.concatenate([[0], np.cumsum(np.concatenate(edges or [[]]))]).astype(
+            np.int64
         )
+        self.atomic_numbers = np.concatenate(numbers or [np.zeros(0, np.int16)])
+        self.edge_index = np.concatenate(edge_index or [np.zeros((2, 0), np.int32)], axis=1)
+        self.distances = np.concatenate(distances or [np.zeros(0, np.float32)])
 
     def __call__(self, indices: Sequence[int]):
         from torch_geometric.data import Batch
