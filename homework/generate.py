@@ -11,8 +11,9 @@ The sources are written in otter-grader's notebook format (Otter Assign, v1 form
   ``# BEGIN SOLUTION NO PROMPT`` they vanish), a line ending in ``# SOLUTION`` becomes ``...``
   (an assignment keeps its left side: ``x = ...``), lines ending in ``# IGNORE`` vanish, and the
   lines of a ``""\" # BEGIN PROMPT`` / ``""\" # END PROMPT`` string become code;
-* a written answer is a markdown cell between raw cells ``# BEGIN SOLUTION`` and
-  ``# END SOLUTION``; the student gets a placeholder to replace;
+* a question's answer cells sit between raw cells ``# BEGIN SOLUTION`` and ``# END SOLUTION``:
+  code cells keep their given lines (the markers above remove the solution), a markdown cell
+  is a written answer, which the student gets as a placeholder to replace;
 * a question's checks are the code cells between raw cells ``# BEGIN TESTS`` and
   ``# END TESTS``; each cell is one check, which passes when it runs without an exception.
 
@@ -204,6 +205,8 @@ def parse_notebook(nb: Any) -> tuple[list[Question], list[tuple[str, Any]]]:
                 raise ValueError(f"question {current.name!r}: only code cells may be checks")
             current.tests.append(text)
             cells.append(("test", cell))
+        elif mode == "solution" and cell.cell_type == "code":
+            cells.append(("answer", cell))
         elif mode == "solution":
             current.solutions.append(text)
             cells.append(("manual", cell))

@@ -74,6 +74,8 @@ def source_questions(name: str, source_dir: Path = SOURCE) -> list[Question]:
         known = ", ".join(sorted(p.name for p in Path(source_dir).glob("*.ipynb")))
         raise FileNotFoundError(f"{name}: not a homework notebook (known: {known})")
     questions, _ = parse_notebook(nbformat.read(path, as_version=4))
+    if not questions:
+        raise ValueError(f"{path} holds no questions: not a solution notebook")
     return questions
 
 

@@ -1,0 +1,314 @@
+"""The homework kit (homework/): generation, student version, grader, notebooks."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+HOMEWORK = ROOT / "homework"
+SOURCE = HOMEWORK / "source"
+STUDENT = HOMEWORK / "student"
+SHARED = ROOT.parent / "shared" / "data"
+
+nbformat = pytest.importorskip("nbformat", reason="the homework extra is not installed")
+sys.path.insert(0, str(HOMEWORK))
+import generate  # noqa: E402
+import grade  # noqa: E402
+
+NOTEBOOKS = sorted(p.name for p in SOURCE.glob("*.ipynb"))
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(folder)): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and "__pycache__" not in p.parts and ".ipynb_checkpoints" not in p.parts
+    }
+
+
+def _text(cell) -> str:
+    return "".join(cell.source) if isinstance(cell.source, list) else cell.source
+
+
+# --------------------------------------------------------------------------- generation
+
+
+def test_notebooks_exist():
+    assert NOTEBOOKS == ["hw1_crystal_graphs.ipynb", "hw2_training.ipynb"]
+
+
+def test_committed_student_version_is_what_the_generator_writes(tmp_path):
+    generate.generate(SOURCE, tmp_path / "student")
+    fresh, committed = _files(tmp_path / "student"), _files(STUDENT)
+    assert sorted(fresh) == sorted(committed), "run: python homework/generate.py"
+    changed = [name for name in fresh if fresh[name] != committed[name]]
+    assert not changed, f"stale student files {changed}; run: python homework/generate.py"
+
+
+def test_generation_is_deterministic(tmp_path):
+    generate.generate(SOURCE, tmp_path / "a")
+    generate.generate(SOURCE, tmp_path / "b")
+    assert _files(tmp_path / "a") == _files(tmp_path / "b")
+
+
+def _solution_fragments() -> list[str]:
+    """Lines only the solutions hold (code in solution blocks, written answers)."""
+    fragments: set[str] = set()
+    others: list[str] = []
+    sources = [p.read_text() for p in SOURCE.glob("*.py")]
+    for path in SOURCE.glob("*.ipynb"):
+        nb = nbformat.read(path, as_version=4)
+        _, cells = generate.parse_notebook(nb)
+        for role, cell in cells:
+            text = _text(cell)
+            if role == "manual":
+                fragments.update(line for line in text.split("\n") if len(line.strip()) > 30)
+            elif cell.cell_type == "code":
+                fragments.update(generate.solution_lines(text))
+                others.append(generate.strip_solutions(text))
+            else:
+                others.append(text)
+    for text in sources:
+        fragments.update(generate.solution_lines(text))
+        others.append(generate.strip_solutions(text))
+    given = "\n".join(others)
+    # a fragment that also appears outside the solutions (e.g. in given code) proves nothing
+    return sorted(f.strip() for f in fragments if len(f.strip()) >= 12 and f.strip() not in given)
+
+
+def test_student_version_has_todos_and_no_solution_code():
+    fragments = _solution_fragments()
+    assert len(fragments) > 50
+    student = {name: data.decode() for name, data in _files(STUDENT).items()}
+    for name, text in student.items():
+        if name.startswith("tests/"):
+            continue  # the checks (compared with the package, not with the solutions)
+        leaked = [f for f in fragments if f in text]
+        assert not leaked, f"{name} holds solution lines: {leaked[:3]}"
+    for name in [*NOTEBOOKS, "cgcnn_hw.py"]:
+        assert "TODO" in student[name], name
+    assert student["cgcnn_hw.py"].count("# TODO") == 3
+    for name in NOTEBOOKS:
+        nb = nbformat.reads(student[name], as_version=4)
+        answers = [c for c in nb.cells if c.metadata.get("homework", {}).get("role") == "answer"]
+        code = [c for c in answers if c.cell_type == "code"]
+        assert code and all("# TODO" in _text(c) and "..." in _text(c) for c in code), name
+        assert "BEGIN SOLUTION" not in student[name] and "# SOLUTION" not in student[name]
+
+
+def test_every_todo_says_what_to_produce():
+    """Each TODO says what to return (type or shape) and names a library call to use."""
+    todos = []
+    for path in [*STUDENT.glob("*.ipynb"), STUDENT / "cgcnn_hw.py"]:
+        text = path.read_text()
+        if path.suffix == ".ipynb":
+            nb = nbformat.reads(text, as_version=4)
+            text = "\n\n".join(_text(c) for c in nb.cells if c.cell_type == "code")
+        lines = text.split("\n")
+        for k, line in enumerate(lines):
+            if "# TODO:" in line:
+                comment = [line]
+                for nxt in lines[k + 1 :]:
+                    if not nxt.strip().startswith("#"):
+                        break
+                    comment.append(nxt)
+                todos.append((path.name, " ".join(c.strip().lstrip("#") for c in comment)))
+    assert len(todos) == 16
+    for name, todo in todos:
+        what = ("shape", "float", "dict", "DataFrame", "list", "Structure", "structure", "tensor")
+        assert any(w in todo for w in what), f"{name}: TODO does not say what to produce: {todo}"
+        assert "(" in todo and "." in todo, f"{name}: TODO names no library call: {todo}"
+
+
+def test_strip_solutions():
+    source = "\n".join(
+        [
+            "def f(x):",
+            "    # TODO: return x squared",
+            "    # BEGIN SOLUTION",
+            "    y = x * x",
+            "    return y",
+            "    # END SOLUTION",
+            "",
+            "answer = 42  # SOLUTION",
+            "print(answer)  # SOLUTION",
+            "hidden = 1  # SOLUTION NO PROMPT",
+            "debug()  # IGNORE",
+            "# BEGIN SOLUTION NO PROMPT",
+            "secret = 2",
+            "# END SOLUTION",
+        ]
+    )
+    assert generate.strip_solutions(source) == "\n".join(
+        ["def f(x):", "    # TODO: return x squared", "    ...", "", "answer = ...", "..."]
+    )
+    assert generate.solution_lines(source) == [
+        "    y = x * x",
+        "    return y",
+        "answer = 42",
+        "print(answer)",
+        "hidden = 1",
+        "secret = 2",
+    ]
+    with pytest.raises(ValueError, match="without # END SOLUTION"):
+        generate.strip_solutions("# BEGIN SOLUTION\nx = 1")
+
+
+def test_parse_rejects_malformed_questions():
+    v4 = nbformat.v4
+    open_question = v4.new_notebook(cells=[v4.new_raw_cell("# BEGIN QUESTION\nname: q1")])
+    with pytest.raises(ValueError, match="not closed"):
+        generate.parse_notebook(open_question)
+    no_checks = v4.new_notebook(
+        cells=[v4.new_raw_cell("# BEGIN QUESTION\nname: q1"), v4.new_raw_cell("# END QUESTION")]
+    )
+    with pytest.raises(ValueError, match="no checks"):
+        generate.parse_notebook(no_checks)
+
+
+def test_questions_and_points():
+    questions = {
+        nb: generate.parse_notebook(nbformat.read(SOURCE / nb, as_version=4))[0] for nb in NOTEBOOKS
+    }
+    names = [q.name for qs in questions.values() for q in qs]
+    assert len(names) == len(set(names)) == 24
+    for q in (q for qs in questions.values() for q in qs):
+        assert q.points > 0
+        assert q.manual == (not q.tests), q.name
+        if q.manual:
+            assert q.solutions and len(" ".join(q.solutions).split()) > 40, q.name
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+def test_committed_notebooks_have_no_outputs():
+    tracked = [*SOURCE.glob("*.ipynb"), *STUDENT.glob("*.ipynb")]
+    assert len(tracked) == 4
+    for path in tracked:
+        nb = json.loads(path.read_text())
+        for k, cell in enumerate(nb["cells"]):
+            if cell["cell_type"] == "code":
+                assert cell["outputs"] == [], f"{path.name} cell {k} has outputs: strip them"
+                assert cell["execution_count"] is None, f"{path.name} cell {k}"
+
+
+# --------------------------------------------------------------------------- grader
+
+
+@pytest.fixture(scope="module")
+def grades():
+    """Grades of the solution and the untouched student notebooks (no training)."""
+    results = {}
+    for folder in (SOURCE, STUDENT):
+        for nb in NOTEBOOKS:
+            results[(folder.name, nb)] = grade.grade_notebook(folder / nb)
+    return results
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS)
+def test_grader_passes_every_question_of_the_solutions(grades, nb):
+    failed = [(r.question, r.message) for r in grades[("source", nb)] if not r.passed]
+    assert not failed
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS)
+def test_grader_fails_every_question_of_the_untouched_student_version(grades, nb):
+    results = grades[("student", nb)]
+    assert len(results) == 12
+    passed = [r.question for r in results if r.passed]
+    assert not passed, f"vacuous checks: {passed}"
+    for r in results:
+        if r.manual:
+            assert "no answer written" in r.message
+        else:  # a message that says what is wrong, not a crash inside the check
+            assert "check 1 of" in r.message and ("TODO" in r.message or "got" in r.message), (
+                r.question,
+                r.message,
+            )
+
+
+def test_grader_on_a_partly_solved_notebook(tmp_path):
+    """Answering one question in the student version makes exactly that one pass."""
+    nb = nbformat.read(STUDENT / "hw1_crystal_graphs.ipynb", as_version=4)
+    for cell in nb.cells:
+        meta = cell.metadata.get("homework", {})
+        if meta.get("question") == "q2a" and meta.get("role") == "answer":
+            cell.source = (
+                "def atom_features(structure, embedding):\n"
+                "    return np.array([embedding[str(s.specie.Z)] for s in structure], float)\n"
+            )
+        if meta.get("question") == "q1a" and cell.cell_type == "markdown":
+            cell.source = "About 512 times the cost, since 8 times the atoms cubed."
+    for name in ("cgcnn_hw.py", "hw_check.py"):
+        (tmp_path / name).write_bytes((STUDENT / name).read_bytes())
+    nbformat.write(nb, tmp_path / "hw1_crystal_graphs.ipynb")
+    results = grade.grade_notebook(tmp_path / "hw1_crystal_graphs.ipynb")
+    assert sorted(r.question for r in results if r.passed) == ["q1a", "q2a"]
+    text = grade.report(results)
+    assert "automatic: 2/13 points, 1/6 questions pass" in text
+
+
+def test_grade_command_line(tmp_path, capsys):
+    (tmp_path / "hw1_crystal_graphs.ipynb").write_bytes(
+        (STUDENT / "hw1_crystal_graphs.ipynb").read_bytes()
+    )
+    for name in ("cgcnn_hw.py", "hw_check.py"):
+        (tmp_path / name).write_bytes((STUDENT / name).read_bytes())
+    out = tmp_path / "grades.json"
+    assert grade.main([str(tmp_path), "--json", str(out)]) == 1
+    printed = capsys.readouterr().out
+    assert "q3a   FAIL" in printed and "automatic: 0/13 points" in printed
+    assert len(json.loads(out.read_text())) == 12
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="not a homework notebook"):
+        grade.main(
+            [str(tmp_path / "hw1_crystal_graphs.ipynb"), "--source", str(tmp_path / "empty")]
+        )
+    with pytest.raises(ValueError, match="not a solution notebook"):
+        grade.main([str(tmp_path / "hw1_crystal_graphs.ipynb"), "--source", str(tmp_path)])
+
+
+# --------------------------------------------------------------------------- end to end
+
+
+def _kernel_available() -> str | None:
+    for module in ("nbclient", "ipykernel"):
+        if importlib.util.find_spec(module) is None:
+            return f"{module} is not installed (pip install '.[homework]')"
+    if not (SHARED / "perovskite-energy").is_dir() or not (SHARED / "perov5-dev.csv").is_file():
+        return f"the course data is not at {SHARED}"
+    return None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("nb", NOTEBOOKS)
+def test_solution_notebooks_execute_end_to_end(nb, tmp_path, monkeypatch):
+    reason = _kernel_available()
+    if reason:
+        pytest.skip(reason)
+    from nbclient import NotebookClient
+
+    monkeypatch.setenv("CGCNN_HW_WORK", str(tmp_path / "runs"))
+    monkeypatch.setenv("CGCNN_HW_SHARED", str(SHARED))
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    notebook = nbformat.read(SOURCE / nb, as_version=4)
+    started = time.perf_counter()
+    NotebookClient(
+        notebook,
+        timeout=900,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(SOURCE)}},
+    ).execute()
+    seconds = time.perf_counter() - started
+    errors = [
+        o for c in notebook.cells for o in c.get("outputs", []) if o.get("output_type") == "error"
+    ]
+    assert not errors
+    assert seconds < 600, f"{nb} took {seconds:.0f} s"
