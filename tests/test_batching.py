@@ -54,3 +54,21 @@ def test_default_packs_small_sets_and_works_as_collate_fn(dataset):
     assert sizes == [2, 1]
     first = next(iter(loader))
     assert torch.equal(first.y, torch.from_numpy(dataset.targets[[5, 1]]))
+
+
+def test_precomputed_edge_expansion_matches_the_model(dataset):
+    from cgcnn.nn.model import CGCNN, CGCNNConfig
+
+    model = CGCNN(CGCNNConfig(atom_input_len=92, atom_fea_len=8, h_fea_len=8)).eval()
+    batcher = GraphBatcher(dataset, edge_expansion=model.gaussian)
+    batch = batcher([6, 0, 3])
+    expected = model.gaussian(batch.distances)
+    assert batch.edge_gaussians.shape == expected.shape
+    torch.testing.assert_close(batch.edge_gaussians, expected)
+    with torch.no_grad():
+        with_table = model(batch)
+        del batch.edge_gaussians
+        torch.testing.assert_close(model(batch), with_table)
+    # not packed: nothing precomputed, the model expands the distances itself
+    assert not hasattr(GraphBatcher(dataset, packed=False, edge_expansion=model.gaussian)([1]),
+                       "edge_gaussians")  # fmt: skip

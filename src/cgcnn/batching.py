@@ -28,6 +28,9 @@ from torch.utils.data import Dataset
 #: (12 bytes an edge: two int32 indices and a float32 distance; 60M edges ≈ 0.7 GB).
 PACK_EDGE_LIMIT = 60_000_000
 
+#: Precompute the edges' Gaussian expansion when the table takes at most this many bytes.
+EDGE_FEATURE_BYTES = 512 * 1024**2
+
 
 class IndexDataset(Dataset):
     """A dataset whose items are the dataset indices it was given (for :class:`GraphBatcher`)."""
@@ -60,6 +63,9 @@ class GraphBatcher:
         packed: hold every graph in flat arrays (default: when the data set has at most
             ``PACK_EDGE_LIMIT`` edges, judged from its first crystals); otherwise each batch
             reads its graphs from the memory-mapped cache.
+        edge_expansion: the model's distance expansion (``model.gaussian``); when given and
+            the data are packed, every distance is expanded once and batches carry the rows
+            as ``edge_gaussians`` (E, G), which the model then uses as they are.
 
     Calling the batcher with a list of dataset indices returns the ``Batch`` of those
     crystals in that order: ``atomic_numbers`` (N,), ``edge_index`` (2, E) with rows
@@ -67,14 +73,33 @@ class GraphBatcher:
     ``ptr`` (B + 1,) and, when the dataset has targets, ``y`` (B, T).
     """
 
-    def __init__(self, dataset, packed: bool | None = None) -> None:
+    def __init__(self, dataset, packed: bool | None = None, edge_expansion=None) -> None:
         self.dataset = dataset
         self.targets = None if dataset.targets is None else np.asarray(dataset.targets, np.float32)
         if packed is None:
             packed = self._estimated_edges() <= PACK_EDGE_LIMIT
         self.packed = bool(packed)
+        self.edge_features: np.ndarray | None = None
         if self.packed:
             self._pack()
+            if edge_expansion is not None:
+                self._expand_edges(edge_expansion)
+
+    def _expand_edges(self, expansion) -> None:
+        """Expand every distance once (when the table fits in ``EDGE_FEATURE_BYTES``).
+
+        The Gaussian expansion costs ~5 ms per batch of 256 perovskites (15k edges x 41
+        exponentials), ~7 % of a training step; gathering precomputed rows costs ~0.3 ms.
+        """
+        width = int(expansion(torch.zeros(1)).shape[-1])
+        if self.distances.shape[0] * width * 4 > EDGE_FEATURE_BYTES:
+            return
+        table = np.empty((self.distances.shape[0], width), dtype=np.float32)
+        with torch.no_grad():
+            for start in range(0, table.shape[0], 1 << 20):
+                chunk = torch.from_numpy(self.distances[start : start + (1 << 20)])
+                table[start : start + chunk.shape[0]] = expansion(chunk).numpy()
+        self.edge_features = table
 
     def _estimated_edges(self) -> float:
         n = len(self.dataset)
@@ -113,6 +138,7 @@ class GraphBatcher:
         from torch_geometric.data import Batch
 
         idx = np.asarray(indices, dtype=np.int64)
+        edge_features = None
         if self.packed:
             atoms = self.node_ptr[idx + 1] - self.node_ptr[idx]
             edges = self.edge_ptr[idx + 1] - self.edge_ptr[idx]
@@ -120,6 +146,8 @@ class GraphBatcher:
             edge_rows = _ranges(self.edge_ptr[idx], edges)
             local = self.edge_index[:, edge_rows]
             distances = self.distances[edge_rows]
+            if self.edge_features is not None:
+                edge_features = torch.from_numpy(self.edge_features[edge_rows])
         else:
             graphs = [self.dataset.graph(int(k)) for k in idx]
             atoms = np.array([g.num_atoms for g in graphs], dtype=np.int64)
@@ -139,4 +167,6 @@ class GraphBatcher:
         )
         if self.targets is not None:
             batch.y = torch.from_numpy(self.targets[idx])
+        if edge_features is not None:
+            batch.edge_gaussians = edge_features
         return batch

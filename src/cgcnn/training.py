@@ -382,7 +382,7 @@ def train(
     )
     _fit_transforms(module.model, dataset, parts.train)
 
-    loaders = _loaders(dataset, parts, batch_size, seed, num_workers)
+    loaders = _loaders(dataset, parts, batch_size, seed, num_workers, module.model)
     trainer = _trainer(
         out,
         parts,
@@ -447,9 +447,7 @@ def _train_ensemble(data: Any, out: Path, k: int, options: dict[str, Any]) -> Tr
     if not members[0].metrics:  # not the main process of a distributed run
         return TrainResult(out, {}, out / "ensemble.json")
     listing = {
-        "members": [
-            str(Path(r.metrics["checkpoint"]).relative_to(out.resolve())) for r in members
-        ]
+        "members": [str(Path(r.metrics["checkpoint"]).relative_to(out.resolve())) for r in members]
     }
     (out / "ensemble.json").write_text(json.dumps(listing, indent=2) + "\n")
     metrics: dict[str, Any] = {
@@ -551,9 +549,14 @@ def _fit_transforms(model: CGCNN, dataset: CrystalGraphDataset, train_idx: np.nd
 
 
 def _loaders(
-    dataset: CrystalGraphDataset, parts: Split, batch_size: int, seed: int, num_workers: int
+    dataset: CrystalGraphDataset,
+    parts: Split,
+    batch_size: int,
+    seed: int,
+    num_workers: int,
+    model: CGCNN,
 ) -> dict[str, DataLoader]:
-    batcher = GraphBatcher(dataset)
+    batcher = GraphBatcher(dataset, edge_expansion=model.gaussian)
     loaders = {
         "train": DataLoader(
             IndexDataset(parts.train),

@@ -68,7 +68,9 @@ class GatedConv(nn.Module):
         # index_select, not per_centre[i]: its backward is index_add_, which sums in a fixed
         # order; the backward of advanced indexing accumulates in a thread-dependent order,
         # so two runs with the same seed drifted apart on a busy machine.
-        gated = gated + per_centre.index_select(0, i) + per_neighbour.index_select(0, j)
+        # in place: one (E, 2F) buffer instead of three (addmm's backward does not need its
+        # output, so autograd allows it)
+        gated.add_(per_centre.index_select(0, i)).add_(per_neighbour.index_select(0, j))
         gated = self.bn1(gated)
         filt, core = gated.chunk(2, dim=1)  # (E, F) each
         messages = torch.sigmoid(filt) * self.act_core(core)  # (E, F)

@@ -169,7 +169,9 @@ class CGCNN(nn.Module):
     def atom_embeddings(self, batch: Any) -> torch.Tensor:
         """(N, F) atom features after the convolutions."""
         x = self.embedding(self.atom_table[batch.atomic_numbers])  # (N, F)
-        edge_attr = self.gaussian(batch.distances)  # (E, G)
+        edge_attr = getattr(batch, "edge_gaussians", None)  # precomputed by GraphBatcher
+        if edge_attr is None:
+            edge_attr = self.gaussian(batch.distances)  # (E, G)
         for conv in self.convs:
             x = conv(x, batch.edge_index, edge_attr)  # (N, F)
         return x
