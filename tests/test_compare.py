@@ -107,6 +107,7 @@ BAD_GRIDS = [
     (["pooling=mean,mean"], ["given twice"]),
     (["conv=gated", "conv=none"], ["'conv' is given twice"]),
     (["seed=1,2"], ["'seed' cannot be a grid axis"]),
+    (["ensemble=1,3"], ["'ensemble' cannot be a grid axis"]),
     (["epochs=0,2"], ["must be >= 1"]),
     (["lr=-1"], ["--lr", "positive"]),
 ]

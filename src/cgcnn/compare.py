@@ -52,6 +52,7 @@ _RESERVED = {
     "out": "set by compare (OUT/runs/<configuration>/seed<k>)",
     "resume": "compare resumes by itself (finished runs are kept)",
     "stop_after": "not available in compare",
+    "ensemble": "not available in compare (compare seeds instead)",
     "progress": "compare turns progress bars off",
     "plots": "compare writes its own figures",
 }
@@ -711,13 +712,21 @@ def _write_report(
     }
     direction = "higher is better" if higher_is_better(metric) else "lower is better"
     split = fixed.get("split")
-    split_note = (
-        f"the split is fixed by `{split}`, so a seed changes the initial weights and the "
-        "batch order"
-        if split
-        else "there is no split file, so seed k also draws the random train/validation/test "
-        "split (the same split for every configuration with that seed)"
-    )
+    if split:
+        split_note = (
+            f"the split is fixed by `{split}`, so a seed changes the initial weights and the "
+            "batch order"
+        )
+    elif fixed.get("split_seed") is not None:
+        split_note = (
+            f"the random split is fixed by split_seed={fixed['split_seed']}, so a seed "
+            "changes the initial weights and the batch order"
+        )
+    else:
+        split_note = (
+            "there is no split file, so seed k also draws the random train/validation/test "
+            "split (the same split for every configuration with that seed)"
+        )
     keys = list(grid)
     best = summary[summary["significant"] == "best"]
     lines = [
