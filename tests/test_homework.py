@@ -312,3 +312,17 @@ def test_solution_notebooks_execute_end_to_end(nb, tmp_path, monkeypatch):
     ]
     assert not errors
     assert seconds < 600, f"{nb} took {seconds:.0f} s"
+
+
+@pytest.mark.slow
+def test_grader_executing_part_1():
+    """--execute runs the whole notebook in a kernel, then the checks there."""
+    for module in ("nbclient", "ipykernel"):
+        if importlib.util.find_spec(module) is None:
+            pytest.skip(f"{module} is not installed (pip install '.[homework]')")
+    name = "hw1_crystal_graphs.ipynb"
+    solved = grade.grade_notebook_executed(SOURCE / name)
+    assert [r.question for r in solved if not r.passed] == []
+    untouched = grade.grade_notebook_executed(STUDENT / name)
+    assert [r.question for r in untouched if r.passed] == []
+    assert all("check 1 of" in r.message for r in untouched if not r.manual)
