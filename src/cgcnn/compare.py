@@ -943,8 +943,9 @@ def _validate_runs(configs: list[dict[str, Any]], fixed: Mapping[str, Any]) -> N
             ) from None
         for name in ("max_neighbors", "n_conv", "atom_fea_len", "h_fea_len", "n_h"):
             value = options.get(name)
-            if value is not None and value < (0 if name == "n_conv" else 1):
-                raise InputError(name, f"must be >= 1, got {value}")
+            least = 0 if name == "n_conv" else 1
+            if value is not None and value < least:
+                raise InputError(name, f"must be >= {least}, got {value}")
         if options.get("radius") is not None and not options["radius"] > 0:
             raise InputError("radius", f"must be positive, got {options['radius']}")
 
@@ -954,7 +955,13 @@ def _check_same(run_dir: Path, identity: Mapping[str, Any]) -> None:
     if not saved_path.is_file():
         return
     saved = json.loads(saved_path.read_text())
-    differ = sorted(k for k in set(saved) | set(identity) if saved.get(k) != identity.get(k))
+    # an option missing on one side (made before the option existed) counts as its default
+    defaults = {k: _jsonable(v[2]) for k, v in grid_options().items()}
+    differ = sorted(
+        k
+        for k in set(saved) | set(identity)
+        if saved.get(k, defaults.get(k)) != identity.get(k, defaults.get(k))
+    )
     if differ:
         raise InputError(
             str(run_dir),
