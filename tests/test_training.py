@@ -378,3 +378,30 @@ def test_ensemble_classification_and_bad_values(tmp_path):
     bogus.write_text("{}")
     with pytest.raises(InputError, match="not an ensemble file"):
         predict(bogus, shared("sample-regression"), tmp_path / "p.csv", progress=False)
+
+
+def test_balanced_class_weights():
+    from cgcnn.training import _class_weights
+
+    labels = np.array([0] * 6 + [1] * 2)
+    assert _class_weights(labels, 2, "none") is None
+    weights = _class_weights(labels, 2, "balanced")
+    assert weights == pytest.approx([8 / (2 * 6), 8 / (2 * 2)])
+    # each class then carries the same total weight
+    assert weights[0] * 6 == pytest.approx(weights[1] * 2)
+    assert _class_weights(labels, 3, "balanced")[2] == 1.0  # absent class
+    with pytest.raises(InputError, match="--class-weight"):
+        _class_weights(labels, 2, "inverse")
+
+
+def test_balanced_classification_trains(tmp_path):
+    result = _run(
+        tmp_path,
+        "w",
+        shared("sample-classification"),
+        task="classification",
+        class_weight="balanced",
+    )
+    model_info = torch.load(result.checkpoint, map_location="cpu", weights_only=True)
+    weights = model_info["hyper_parameters"]["train_config"]["class_weights"]
+    assert len(weights) == 2 and all(w > 0 for w in weights)

@@ -296,6 +296,13 @@ def _add_train_options(train: argparse.ArgumentParser, *, compare: bool = False)
         "--dropout", type=float, help="dropout after the first hidden layer (default 0)"
     )
     model.add_argument("--n-classes", type=int, help="classes (default: largest label + 1)")
+    model.add_argument(
+        "--class-weight",
+        choices=("none", "balanced"),
+        default="none",
+        help="classification: none (default), or balanced: weigh each class by n / (classes x "
+        "its count) in the loss, so that a rare class counts as much as a common one",
+    )
 
     split = train.add_argument_group("split (default: 80/10/10 at random, drawn with --seed)")
     split.add_argument("--split", metavar="FILE", help="CSV 'id,split' with train / val / test")
@@ -572,6 +579,7 @@ def _train_kwargs(args: argparse.Namespace) -> dict[str, object]:
         batchnorm=not args.no_batchnorm,
         dropout=args.dropout,
         n_classes=args.n_classes,
+        class_weight=args.class_weight,
         split=args.split,
         train_ratio=args.train_ratio,
         val_ratio=args.val_ratio,

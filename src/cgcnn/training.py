@@ -59,6 +59,8 @@ class TrainConfig:
     patience: int = 100
     gradient_clip: float = 5.0
     seed: int = 0
+    #: classification: the cross-entropy's per-class weights (None: unweighted)
+    class_weights: list[float] | None = None
 
     def __post_init__(self) -> None:
         from cgcnn.nn.resolve import resolve
@@ -114,7 +116,12 @@ class CGCNNModule(L.LightningModule):
 
     def _loss(self, out: torch.Tensor, batch: Any) -> torch.Tensor:
         if self.classification:
-            return nn.functional.cross_entropy(out, batch.y[:, 0].long())
+            weights = self.train_config.class_weights
+            return nn.functional.cross_entropy(
+                out,
+                batch.y[:, 0].long(),
+                weight=None if weights is None else out.new_tensor(weights),
+            )
         target = self.model.to_standard(batch.y, batch)
         mask = torch.isfinite(target)
         out, target = out[mask], target[mask]
@@ -230,6 +237,7 @@ def train(
     batchnorm: bool = True,
     dropout: float | None = None,
     n_classes: int | None = None,
+    class_weight: str = "none",
     # split
     split: str | os.PathLike | None = None,
     train_ratio: float | None = None,
@@ -352,6 +360,8 @@ def train(
     names = _target_names(target, targets.shape[1])
     classification = task == "classification"
     k = _n_classes(targets, task, n_classes)
+    if classification:
+        train_config.class_weights = _class_weights(targets[parts.train, 0], k, class_weight)
     model_config = CGCNNConfig(
         atom_input_len=features.dim,
         atom_fea_len=atom_fea_len,
@@ -523,6 +533,22 @@ def _n_classes(targets: np.ndarray, task: str, n_classes: int | None) -> int:
             raise InputError("--n-classes", f"is {n_classes} but the labels go up to {k - 1}")
         k = n_classes
     return max(k, 2)
+
+
+def _class_weights(labels: np.ndarray, n_classes: int, mode: str) -> list[float] | None:
+    """Cross-entropy weights: ``balanced`` gives class c the weight n / (C · n_c) (classes
+    absent from the training split get 1), so each class weighs the same in the loss; with
+    4 % positives, an unweighted loss is 96 % about the majority class.  ``none``: no weights
+    (the default: on the metal / non-metal perovskites, balancing did not raise the ROC-AUC,
+    see docs/benchmarks.md).
+    """
+    if mode == "none":
+        return None
+    if mode != "balanced":
+        raise InputError("--class-weight", f"must be balanced or none, got {mode!r}")
+    counts = np.bincount(labels.astype(int), minlength=n_classes).astype(float)
+    weights = np.where(counts > 0, len(labels) / (n_classes * np.maximum(counts, 1)), 1.0)
+    return [float(w) for w in weights]
 
 
 def _fit_transforms(model: CGCNN, dataset: CrystalGraphDataset, train_idx: np.ndarray) -> None:
