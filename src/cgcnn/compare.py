@@ -738,7 +738,8 @@ def _write_report(
         "",
         f"- data: `{data}`",
         f"- grid: {'; '.join(f'{k} = ' + ', '.join(_label(v) for v in vs) for k, vs in grid.items()) or '(none)'}",  # noqa: E501
-        f"- seeds: 0 to {seeds - 1} for every configuration; {split_note}",
+        f"- seeds: {'0' if seeds == 1 else f'0 to {seeds - 1}'} for every configuration; "
+        f"{split_note}",
         "- other settings (differing from the defaults): "
         + (", ".join(f"{k}={_label(v)}" for k, v in changed.items()) or "none"),
         f"- metric: `{metric}` ({direction}); the test split's value of each run's best "
