@@ -7,6 +7,7 @@ import json
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -120,9 +121,7 @@ def test_bad_grid_is_refused_before_any_run(grid, words, tmp_path, capsys, monke
 
     monkeypatch.setattr(compare_module, "_run_one", no_training)
     out = tmp_path / "out"
-    code = main(
-        ["compare", str(shared("sample-regression")), "--grid", *grid, "--out", str(out)]
-    )
+    code = main(["compare", str(shared("sample-regression")), "--grid", *grid, "--out", str(out)])
     line = one_error_line(capsys)
     assert code == 2
     for word in words:
@@ -341,4 +340,5 @@ def test_parallel_jobs_and_classification(tmp_path):
     results = pd.read_csv(out / "results.csv")
     assert len(results) == 2 and set(results["activation"]) == {"relu", "tanh"}
     for run in results["run_dir"]:
-        assert json.loads(open(f"{run}/options.json").read())["task"] == "classification"
+        options = json.loads(Path(run, "options.json").read_text())
+        assert options["task"] == "classification"
