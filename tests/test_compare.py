@@ -14,10 +14,10 @@ import pandas as pd
 import pytest
 
 import cgcnn
-import cgcnn.compare as compare_module
+import cgcnn.comparison as compare_module
 from cgcnn import InputError
 from cgcnn.cli import main
-from cgcnn.compare import parse_grid, summarize
+from cgcnn.comparison import parse_grid, summarize
 from cgcnn.stats import ci_halfwidth, paired_t_test, t_quantile
 from helpers import shared
 
@@ -151,11 +151,10 @@ def test_api_refuses_bad_values_and_options(tmp_path):
     assert not any(tmp_path.iterdir())
 
 
-def test_cgcnn_compare_is_callable_whichever_import_comes_first():
+def test_cgcnn_compare_is_the_function_and_imports_no_torch():
     code = (
-        "import cgcnn.compare\nimport cgcnn\n"
-        "from cgcnn.compare import summarize\n"
-        "print(callable(cgcnn.compare), cgcnn.compare.summarize is summarize)\n"
+        "import cgcnn.comparison\nimport cgcnn\n"
+        "print(callable(cgcnn.compare), cgcnn.compare is cgcnn.comparison.compare)\n"
         "import sys\nprint('torch' in sys.modules)\n"
     )
     result = subprocess.run(

@@ -31,7 +31,7 @@ _LAZY = {
     "train": "cgcnn.training",
     "predict": "cgcnn.prediction",
     "load": "cgcnn.prediction",
-    "compare": "cgcnn.compare",
+    "compare": "cgcnn.comparison",
     "CGCNN": "cgcnn.nn.model",
     "CGCNNConfig": "cgcnn.nn.model",
 }
@@ -57,7 +57,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from cgcnn.compare import compare
+    from cgcnn.comparison import compare
     from cgcnn.crystal import Crystal
     from cgcnn.dataset import CrystalGraphDataset
     from cgcnn.elements import AtomFeatures, resolve_atom_features

@@ -460,7 +460,7 @@ _DESTS = {"batchnorm": "no_batchnorm", "cache_dir": "cache"}
 def cmd_compare(args: argparse.Namespace) -> int:
     import shlex
 
-    from cgcnn.compare import compare, parse_grid
+    from cgcnn.comparison import compare, parse_grid
     from cgcnn.errors import InputError
 
     grid = parse_grid(args.grid)

@@ -19,7 +19,7 @@ The seed sets the initial weights and the batch order; without a split file it a
 draws the random split, so configurations that share a seed share the split and the
 paired test compares them on the same crystals.
 
-``cgcnn.compare`` is both this module and, called, the function :func:`compare`.
+``cgcnn.compare`` is the function :func:`compare` of this module.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ import re
 import shutil
 import sys
 import time
-import types
 import typing
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -1031,13 +1030,3 @@ def _execute(tasks: list[dict[str, Any]], jobs: int, cores: int, verbose: bool) 
                     raise error
                 finished += 1
                 done(finished, futures[future], time.perf_counter() - began)
-
-
-class _CallableModule(types.ModuleType):
-    """``cgcnn.compare`` stays callable even when the module was imported first."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> pd.DataFrame:
-        return compare(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
