@@ -72,3 +72,10 @@ def test_precomputed_edge_expansion_matches_the_model(dataset):
     # not packed: nothing precomputed, the model expands the distances itself
     assert not hasattr(GraphBatcher(dataset, packed=False, edge_expansion=model.gaussian)([1]),
                        "edge_gaussians")  # fmt: skip
+
+
+def test_elements_from_the_packed_arrays_equal_the_datasets(dataset):
+    expected = dataset.elements()
+    for packed in (True, False):
+        found = GraphBatcher(dataset, packed=packed).elements()
+        assert found.dtype == np.int64 and found.tolist() == expected.tolist()

@@ -83,14 +83,24 @@ class GraphBatcher:
         if self.packed:
             self._pack()
             if edge_expansion is not None:
-                self._expand_edges(edge_expansion)
+                self.expand_edges(edge_expansion)
 
-    def _expand_edges(self, expansion) -> None:
-        """Expand every distance once (when the table fits in ``EDGE_FEATURE_BYTES``).
+    def elements(self):
+        """(K,) sorted distinct atomic numbers of the data set (from the packed arrays when
+        packed, so the graphs are not read a second time; else ``dataset.elements()``)."""
+        if not self.packed:
+            return self.dataset.elements()
+        return np.unique(self.atomic_numbers).astype(np.int64)
+
+    def expand_edges(self, expansion) -> None:
+        """Expand every distance once (when packed and the table fits in
+        ``EDGE_FEATURE_BYTES``); batches then carry the rows as ``edge_gaussians``.
 
         The Gaussian expansion costs ~5 ms per batch of 256 perovskites (15k edges x 41
         exponentials), ~7 % of a training step; gathering precomputed rows costs ~0.3 ms.
         """
+        if not self.packed:
+            return
         width = int(expansion(torch.zeros(1)).shape[-1])
         if self.distances.shape[0] * width * 4 > EDGE_FEATURE_BYTES:
             return

@@ -340,7 +340,8 @@ def train(
         raise InputError(str(data), f"has {len(dataset)} crystal(s); training needs more")
 
     features = resolve_atom_features(atom_features)
-    require_elements(dataset.elements(), features.known, features.source)
+    batcher = GraphBatcher(dataset)  # reads every graph once, for all epochs
+    require_elements(batcher.elements(), features.known, features.source)
 
     if split is not None:
         parts = split_from_file(split, dataset.ids)
@@ -392,7 +393,8 @@ def train(
     )
     _fit_transforms(module.model, dataset, parts.train)
 
-    loaders = _loaders(dataset, parts, batch_size, seed, num_workers, module.model)
+    batcher.expand_edges(module.model.gaussian)
+    loaders = _loaders(batcher, parts, batch_size, seed, num_workers)
     trainer = _trainer(
         out,
         parts,
@@ -575,14 +577,8 @@ def _fit_transforms(model: CGCNN, dataset: CrystalGraphDataset, train_idx: np.nd
 
 
 def _loaders(
-    dataset: CrystalGraphDataset,
-    parts: Split,
-    batch_size: int,
-    seed: int,
-    num_workers: int,
-    model: CGCNN,
+    batcher: GraphBatcher, parts: Split, batch_size: int, seed: int, num_workers: int
 ) -> dict[str, DataLoader]:
-    batcher = GraphBatcher(dataset, edge_expansion=model.gaussian)
     loaders = {
         "train": DataLoader(
             IndexDataset(parts.train),
