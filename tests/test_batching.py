@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch_geometric.data import Batch
 
-from cgcnn.batching import GraphBatcher, IndexDataset, _ranges
+from cgcnn.batching import GraphBatcher, IndexDataset, _ranges, merge_duplicate_edges
 from cgcnn.dataset import CrystalGraphDataset
 from conftest import make_cif, write_cgcnn_folder
 
@@ -33,7 +33,7 @@ def test_ranges_concatenates_aranges():
 @pytest.mark.parametrize("packed", [True, False])
 @pytest.mark.parametrize("order", [[0, 1, 2, 3, 4, 5, 6, 7], [7, 2, 2, 5], [3]])
 def test_batches_equal_pyg_collation(dataset, packed, order):
-    batcher = GraphBatcher(dataset, packed=packed)
+    batcher = GraphBatcher(dataset, packed=packed, merge_edges=False)
     assert batcher.packed is packed
     ours = batcher(order)
     reference = Batch.from_data_list([dataset[k] for k in order])
@@ -79,3 +79,77 @@ def test_elements_from_the_packed_arrays_equal_the_datasets(dataset):
     for packed in (True, False):
         found = GraphBatcher(dataset, packed=packed).elements()
         assert found.dtype == np.int64 and found.tolist() == expected.tolist()
+
+
+# ------------------------------------------------------------------ merged duplicate edges
+
+
+def test_merge_duplicate_edges_keeps_one_row_per_identical_edge():
+    crystal = np.array([0, 0, 0, 0, 0, 1, 1])
+    # (neighbour, centre) rows; crystal 1 repeats crystal 0's (0 <- 1) edge: not a duplicate
+    edge_index = np.array([[1, 2, 1, 1, 2, 1, 1], [0, 0, 0, 0, 0, 0, 0]])
+    distances = np.array([2.0, 2.0, 2.0, 2.5, 2.0, 2.0, 2.0], dtype=np.float32)
+    keep, counts = merge_duplicate_edges(crystal, edge_index, distances)
+    kept = [(crystal[k], *edge_index[:, k], distances[k]) for k in keep]
+    assert kept == [(0, 1, 0, 2.0), (0, 2, 0, 2.0), (0, 1, 0, 2.5), (1, 1, 0, 2.0)]
+    assert counts.tolist() == [2, 2, 1, 2]
+    # a distance one float32 step away is a different edge: nothing is approximated
+    nudged = distances.copy()
+    nudged[2] = np.nextafter(np.float32(2.0), np.float32(3.0))
+    assert merge_duplicate_edges(crystal, edge_index, nudged)[1].tolist() == [1, 2, 1, 1, 2]
+    empty = merge_duplicate_edges(np.zeros(0, int), np.zeros((2, 0), int), np.zeros(0, np.float32))
+    assert empty[0].shape == (0,) and empty[1].shape == (0,)
+
+
+def _edge_multiset(batch):
+    """Sorted (centre, neighbour, distance) of every edge, merged rows repeated."""
+    weight = getattr(batch, "edge_weight", None)
+    repeats = np.ones(batch.distances.shape[0], int) if weight is None else weight.numpy()
+    assert np.allclose(repeats, np.round(repeats)) and (repeats >= 1).all()
+    rows = np.repeat(np.arange(batch.distances.shape[0]), repeats.astype(int))
+    table = np.stack([batch.edge_index[1].numpy()[rows], batch.edge_index[0].numpy()[rows],
+                      batch.distances.numpy()[rows]], axis=1)  # fmt: skip
+    return table[np.lexsort(table.T[::-1])]
+
+
+def test_merged_batches_stand_for_the_same_edges(dataset):
+    merged, plain = GraphBatcher(dataset), GraphBatcher(dataset, merge_edges=False)
+    assert merged.edge_weight is not None
+    assert merged.distances.shape[0] < plain.distances.shape[0]  # the cubic cells merge
+    assert merged.edge_weight.sum() == plain.distances.shape[0]
+    order = [7, 2, 2, 5, 0]
+    a, b = merged(order), plain(order)
+    for name in ("atomic_numbers", "batch", "ptr", "y"):
+        assert torch.equal(getattr(a, name), getattr(b, name)), name
+    np.testing.assert_array_equal(_edge_multiset(a), _edge_multiset(b))
+    assert getattr(b, "edge_weight", None) is None
+
+
+@pytest.mark.parametrize("conv", ["gated", "shared"])
+def test_model_on_merged_edges_equals_the_model_on_all_edges(dataset, conv):
+    import copy
+
+    from cgcnn.nn.model import CGCNN, CGCNNConfig
+
+    torch.manual_seed(0)
+    config = CGCNNConfig(atom_input_len=92, atom_fea_len=16, h_fea_len=16, conv=conv)
+    model = CGCNN(config)
+    model.atom_table.normal_()
+    twin = copy.deepcopy(model)
+    order = [0, 3, 7, 7, 5, 1]
+    merged = GraphBatcher(dataset, edge_expansion=model.gaussian)(order)
+    plain = GraphBatcher(dataset, merge_edges=False)(order)
+    out, out_twin = model(merged), twin(plain)
+    torch.testing.assert_close(out, out_twin, rtol=1e-5, atol=1e-5)
+    out.pow(2).sum().backward()
+    out_twin.pow(2).sum().backward()
+    # relative to the largest gradient: a bias right before a batch norm has a true
+    # gradient of 0, which both compute only up to rounding
+    scale = max(float(q.grad.abs().max()) for q in twin.parameters())
+    for (name, p), q in zip(model.named_parameters(), twin.parameters(), strict=True):
+        torch.testing.assert_close(p.grad / scale, q.grad / scale, rtol=0, atol=1e-5, msg=name)
+    for (name, a), b in zip(model.named_buffers(), twin.buffers(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=name)  # running statistics
+    model.eval(), twin.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model(merged), twin(plain), rtol=1e-5, atol=1e-5)

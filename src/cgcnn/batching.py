@@ -10,6 +10,14 @@ the graphs from the cache and concatenates their arrays.  Either way the batch i
 ``edge_index``, ``distances``, ``y``, ``batch``, ``ptr``), crystal for crystal, so the
 numbers do not change.
 
+When packing, edges that are exact copies of each other -- the same centre, the same
+neighbour atom (another periodic image of it) and the same distance -- are merged into one
+row with a multiplicity (``edge_weight``).  Their messages are identical, so the model
+counts each merged row that many times (in the sums and the edge batch norm, see
+:mod:`cgcnn.nn.weighted_norm`) and computes the same function on fewer rows: 2.28x fewer
+edges on the Castelli perovskites (5-atom cells), 1.15x on the homework's Materials
+Project perovskites, none on large or distorted cells.
+
 Use it as the ``collate_fn`` of a DataLoader over :class:`IndexDataset`:
 
 >>> batcher = GraphBatcher(dataset)                                       # doctest: +SKIP
@@ -45,6 +53,37 @@ class IndexDataset(Dataset):
         return int(self.indices[position])
 
 
+def merge_duplicate_edges(
+    crystal: np.ndarray, edge_index: np.ndarray, distances: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows that keep one edge of each group of identical edges, and the group sizes.
+
+    Edges are identical when they have the same crystal, centre, neighbour and the same
+    float32 distance (bit for bit: no tolerance, so nothing is approximated).
+
+    Args:
+        crystal: (E,) crystal of each edge.
+        edge_index: (2, E) local (neighbour, centre) indices.
+        distances: (E,) float32 distances.
+
+    Returns:
+        keep: (U,) row indices into the edges, ordered by (crystal, centre, distance,
+        neighbour); counts: (U,) how many edges each kept row stands for.
+    """
+    bits = np.ascontiguousarray(distances, dtype=np.float32).view(np.int32)
+    # distances are non-negative, so their bit patterns sort as the numbers do
+    order = np.lexsort((edge_index[0], bits, edge_index[1], crystal))
+    if order.shape[0] == 0:
+        return order, np.zeros(0, dtype=np.int64)
+    same_as_previous = np.ones(order.shape[0] - 1, dtype=bool)
+    for key in (crystal, edge_index[1], bits, edge_index[0]):
+        sorted_key = key[order]
+        same_as_previous &= sorted_key[1:] == sorted_key[:-1]
+    starts = np.concatenate([[0], np.flatnonzero(~same_as_previous) + 1])
+    counts = np.diff(np.append(starts, order.shape[0]))
+    return order[starts], counts
+
+
 def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """Concatenation of ``arange(s, s + c)`` for each (s, c), without a Python loop."""
     total = int(counts.sum())
@@ -66,15 +105,27 @@ class GraphBatcher:
         edge_expansion: the model's distance expansion (``model.gaussian``); when given and
             the data are packed, every distance is expanded once and batches carry the rows
             as ``edge_gaussians`` (E, G), which the model then uses as they are.
+        merge_edges: when packed, merge identical periodic-image edges into one row each
+            and give batches their multiplicities as ``edge_weight`` (E,) (only when the
+            data set has any); the model's outputs and gradients are unchanged up to
+            floating-point rounding.
 
     Calling the batcher with a list of dataset indices returns the ``Batch`` of those
     crystals in that order: ``atomic_numbers`` (N,), ``edge_index`` (2, E) with rows
     (neighbour, centre) offset into the batch, ``distances`` (E,), ``batch`` (N,),
-    ``ptr`` (B + 1,) and, when the dataset has targets, ``y`` (B, T).
+    ``ptr`` (B + 1,), when the dataset has targets ``y`` (B, T), and when duplicate edges
+    were merged ``edge_weight`` (E,).
     """
 
-    def __init__(self, dataset, packed: bool | None = None, edge_expansion=None) -> None:
+    def __init__(
+        self,
+        dataset,
+        packed: bool | None = None,
+        edge_expansion=None,
+        merge_edges: bool = True,
+    ) -> None:
         self.dataset = dataset
+        self.merge_edges = merge_edges
         self.targets = None if dataset.targets is None else np.asarray(dataset.targets, np.float32)
         if packed is None:
             packed = self._estimated_edges() <= PACK_EDGE_LIMIT
@@ -121,7 +172,7 @@ class GraphBatcher:
 
     def _pack(self, chunk: int = 8192) -> None:
         # chunk by chunk, so that no more than `chunk` graph objects live at once
-        atoms, edges, numbers, edge_index, distances = [], [], [], [], []
+        atoms, edges, numbers, edge_index, distances, weights = [], [], [], [], [], []
         for start in range(0, len(self.dataset), chunk):
             graphs = [
                 self.dataset.graph(k) for k in range(start, min(start + chunk, len(self.dataset)))
@@ -134,6 +185,13 @@ class GraphBatcher:
                 np.concatenate([g.edge_index for g in graphs], axis=1).astype(np.int32)
             )
             distances.append(np.concatenate([g.distances for g in graphs]).astype(np.float32))
+            if self.merge_edges:
+                crystal = np.repeat(np.arange(len(graphs)), edges[-1])
+                keep, counts = merge_duplicate_edges(crystal, edge_index[-1], distances[-1])
+                edge_index[-1] = edge_index[-1][:, keep]
+                distances[-1] = distances[-1][keep]
+                edges[-1] = np.bincount(crystal[keep], minlength=len(graphs))
+                weights.append(counts.astype(np.float32))
         self.node_ptr = np.concatenate([[0], np.cumsum(np.concatenate(atoms or [[]]))]).astype(
             np.int64
         )
@@ -143,12 +201,15 @@ class GraphBatcher:
         self.atomic_numbers = np.concatenate(numbers or [np.zeros(0, np.int16)])
         self.edge_index = np.concatenate(edge_index or [np.zeros((2, 0), np.int32)], axis=1)
         self.distances = np.concatenate(distances or [np.zeros(0, np.float32)])
+        self.edge_weight: np.ndarray | None = None
+        if weights and any((w != 1).any() for w in weights):
+            self.edge_weight = np.concatenate(weights)
 
     def __call__(self, indices: Sequence[int]):
         from torch_geometric.data import Batch
 
         idx = np.asarray(indices, dtype=np.int64)
-        edge_features = None
+        edge_features = weights = None
         if self.packed:
             atoms = self.node_ptr[idx + 1] - self.node_ptr[idx]
             edges = self.edge_ptr[idx + 1] - self.edge_ptr[idx]
@@ -158,6 +219,8 @@ class GraphBatcher:
             distances = self.distances[edge_rows]
             if self.edge_features is not None:
                 edge_features = torch.from_numpy(self.edge_features[edge_rows])
+            if self.edge_weight is not None:
+                weights = torch.from_numpy(self.edge_weight[edge_rows])
         else:
             graphs = [self.dataset.graph(int(k)) for k in idx]
             atoms = np.array([g.num_atoms for g in graphs], dtype=np.int64)
@@ -179,4 +242,6 @@ class GraphBatcher:
             batch.y = torch.from_numpy(self.targets[idx])
         if edge_features is not None:
             batch.edge_gaussians = edge_features
+        if weights is not None:
+            batch.edge_weight = weights
         return batch

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from cgcnn.nn.resolve import make_activation
+from cgcnn.nn.weighted_norm import weighted_batch_norm
 
 
 class GatedConv(nn.Module):
@@ -31,7 +32,9 @@ class GatedConv(nn.Module):
 
     Shapes:
         x: (N, F) atom features; edge_index: (2, E) rows (neighbour j, centre i);
-        edge_attr: (E, G); output: (N, F).
+        edge_attr: (E, G); edge_weight: optional (E,) multiplicities of merged duplicate
+        edges (each row stands for that many identical edges: its message is counted that
+        many times, in the sum and in BN_1's statistics); output: (N, F).
     """
 
     def __init__(
@@ -57,7 +60,11 @@ class GatedConv(nn.Module):
                 bn.reset_parameters()
 
     def forward(
-        self, x: torch.Tensor, edge_index: torch.Tensor, edge_attr: torch.Tensor
+        self,
+        x: torch.Tensor,
+        edge_index: torch.Tensor,
+        edge_attr: torch.Tensor,
+        edge_weight: torch.Tensor | None = None,
     ) -> torch.Tensor:
         f = self.atom_fea_len
         j, i = edge_index  # (E,), (E,)
@@ -71,9 +78,11 @@ class GatedConv(nn.Module):
         # in place: one (E, 2F) buffer instead of three (addmm's backward does not need its
         # output, so autograd allows it)
         gated.add_(per_centre.index_select(0, i)).add_(per_neighbour.index_select(0, j))
-        gated = self.bn1(gated)
+        gated = weighted_batch_norm(gated, edge_weight, self.bn1)
         filt, core = gated.chunk(2, dim=1)  # (E, F) each
         messages = torch.sigmoid(filt) * self.act_core(core)  # (E, F)
+        if edge_weight is not None:
+            messages = messages * edge_weight.unsqueeze(1)
         summed = torch.zeros_like(x).index_add_(0, i, messages)  # (N, F)
         return self.act_out(x + self.bn2(summed))
 

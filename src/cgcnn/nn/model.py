@@ -110,7 +110,8 @@ class CGCNN(nn.Module):
             :class:`cgcnn.elements.AtomFeatures`); stored as a buffer.
 
     Forward shapes (a PyG batch of B crystals, N atoms, E edges):
-        atomic_numbers (N,), edge_index (2, E), distances (E,), batch (N,)
+        atomic_numbers (N,), edge_index (2, E), distances (E,), batch (N,), and optionally
+        edge_weight (E,) (multiplicities of merged duplicate edges) and edge_gaussians (E, G)
         -> (B, n_targets) standardised regression outputs, or (B, n_classes) logits.
         :meth:`predict` returns physical units (regression) or probabilities.
     """
@@ -172,8 +173,10 @@ class CGCNN(nn.Module):
         edge_attr = getattr(batch, "edge_gaussians", None)  # precomputed by GraphBatcher
         if edge_attr is None:
             edge_attr = self.gaussian(batch.distances)  # (E, G)
+        # (E,) multiplicities when GraphBatcher merged identical periodic-image edges
+        edge_weight = getattr(batch, "edge_weight", None)
         for conv in self.convs:
-            x = conv(x, batch.edge_index, edge_attr)  # (N, F)
+            x = conv(x, batch.edge_index, edge_attr, edge_weight)  # (N, F)
         return x
 
     def _head(self, h: torch.Tensor) -> torch.Tensor:

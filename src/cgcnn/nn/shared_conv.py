@@ -28,7 +28,7 @@ class SharedConv(nn.Module):
 
     Shapes:
         x: (N, F); edge_index: (2, E) rows (neighbour j, centre i); edge_attr: (E, G);
-        output: (N, F).
+        edge_weight: optional (E,) multiplicities of merged duplicate edges; output: (N, F).
     """
 
     def __init__(
@@ -53,10 +53,16 @@ class SharedConv(nn.Module):
             self.bn.reset_parameters()
 
     def forward(
-        self, x: torch.Tensor, edge_index: torch.Tensor, edge_attr: torch.Tensor
+        self,
+        x: torch.Tensor,
+        edge_index: torch.Tensor,
+        edge_attr: torch.Tensor,
+        edge_weight: torch.Tensor | None = None,
     ) -> torch.Tensor:
         j, i = edge_index
         pair = torch.cat([x.index_select(0, j), edge_attr], dim=1)  # (E, F + G): v_j ⊕ u_ij
+        if edge_weight is not None:
+            pair = pair * edge_weight.unsqueeze(1)
         summed = pair.new_zeros(x.shape[0], pair.shape[1]).index_add_(0, i, pair)  # (N, F + G)
         return self.act(self.bn(self.fc_neighbors(summed) + self.fc_self(x)))
 
