@@ -551,3 +551,47 @@ def test_resolve_atom_features_bad_file_and_type(tmp_path):
     assert info.value.source == str(path)
     with pytest.raises(InputError, match="got int"):
         resolve_atom_features(92)  # type: ignore[arg-type]
+
+
+def test_concatenated_tables_join_each_elements_vectors(tmp_path, generated):
+    joined = resolve_atom_features("cgcnn92+onehot")
+    assert joined.source == "cgcnn92+onehot" and joined.dim == 92 + 100
+    np.testing.assert_array_equal(joined.table[:, :92], generated.table)
+    np.testing.assert_array_equal(joined.table[:, 92:], AtomFeatures.one_hot().table)
+    z = np.array([8, 1, 92])
+    np.testing.assert_array_equal(joined(z), np.concatenate([generated(z), np.eye(100)[z - 1]], 1))
+    # only the elements every part defines: a 5-element table limits the join to H..B
+    small = tmp_path / "small.json"
+    AtomFeatures.one_hot(5).to_json(small)
+    narrow = resolve_atom_features(f"onehot+{small}")
+    assert narrow.dim == 105 and np.flatnonzero(narrow.known).tolist() == [1, 2, 3, 4, 5]
+    with pytest.raises(InputError, match="not in the atom feature table"):
+        narrow(np.array([6]))
+
+
+def test_a_file_whose_name_has_a_plus_is_a_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    AtomFeatures.one_hot(3).to_json(tmp_path / "a+b.json")
+    assert resolve_atom_features("a+b.json").dim == 3
+
+
+@pytest.mark.parametrize(
+    ("spec", "pattern"),
+    [("cgcnn92+", "an empty name"), ("+onehot", "an empty name"),
+     ("cgcnn92+nosuch.json", "nosuch.json: not a built-in")],
+)  # fmt: skip
+def test_bad_concatenations_name_the_part(tmp_path, monkeypatch, spec, pattern):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InputError, match=pattern):
+        resolve_atom_features(spec)
+
+
+def test_tables_without_a_common_element_cannot_be_joined():
+    high = np.zeros((119, 1), np.float32)
+    high[50] = 1.0
+    known = np.zeros(119, bool)
+    known[50] = True
+    with pytest.raises(InputError, match="no element in common"):
+        AtomFeatures.concatenate([AtomFeatures.one_hot(5), AtomFeatures(high, known, "tin")])
+    with pytest.raises(InputError, match="nothing to concatenate"):
+        AtomFeatures.concatenate([])

@@ -97,7 +97,7 @@ import os
 import re
 import sqlite3
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -751,6 +751,24 @@ class AtomFeatures:
         known[1 : max_z + 1] = True
         return cls(table, known, "onehot" if max_z == 100 else f"onehot(max_z={max_z})")
 
+    @classmethod
+    def concatenate(cls, tables: Sequence[AtomFeatures]) -> AtomFeatures:
+        """Tables side by side: each element's vectors joined end to end.
+
+        The result defines the elements every table defines; its source is the sources
+        joined with ``+`` (``cgcnn92+onehot``).
+
+        Raises:
+            InputError: no table, or no element that all the tables define.
+        """
+        if not tables:
+            raise InputError("atom_features", "nothing to concatenate")
+        source = "+".join(t.source for t in tables)
+        known = np.logical_and.reduce([t.known for t in tables])
+        if not known.any():
+            raise InputError(source, "the tables have no element in common")
+        return cls(np.concatenate([t.table for t in tables], axis=1), known, source)
+
     def fingerprint(self) -> str:
         """SHA-256 (hex) of the table's contents: shape, known rows and float32 values.
 
@@ -769,8 +787,10 @@ def resolve_atom_features(spec: str | os.PathLike[str] | AtomFeatures | None) ->
     Args:
         spec: None or ``"cgcnn92"`` for the generated CGCNN encoding, ``"onehot"`` for
             one-hot by element (Z = 1 to 100), the path of an ``atom_init.json``-style
-            file, or a table (returned as is).  A built-in name wins over a file of the
-            same name.
+            file, several of these joined by ``+`` (``"cgcnn92+onehot"``: the tables side
+            by side, :meth:`AtomFeatures.concatenate`), or a table (returned as is).  A
+            built-in name wins over a file of the same name; an existing file whose name
+            holds ``+`` is read as a file.
 
     Raises:
         InputError: not a built-in name and no such file, or a file that cannot be used.
@@ -787,6 +807,11 @@ def resolve_atom_features(spec: str | os.PathLike[str] | AtomFeatures | None) ->
         name = os.fspath(spec)
         if isinstance(name, str) and name and Path(name).exists():
             return AtomFeatures.from_json(name)
+        if isinstance(name, str) and "+" in name:
+            parts = name.split("+")
+            if not all(parts):
+                raise InputError(name, "an empty name in a '+'-joined list of atom feature tables")
+            return AtomFeatures.concatenate([resolve_atom_features(part) for part in parts])
         raise InputError(
             str(name) or "atom_features",
             f"not a built-in atom feature table ({', '.join(_BUILTIN_NAMES)}) and no such "
