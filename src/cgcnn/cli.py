@@ -346,6 +346,14 @@ def _add_train_options(train: argparse.ArgumentParser, *, compare: bool = False)
     opt.add_argument(
         "--gradient-clip", type=float, default=5.0, help="gradient norm clip (default 5; 0: off)"
     )
+    opt.add_argument(
+        "--ema",
+        type=float,
+        default=0.0,
+        metavar="DECAY",
+        help="validate, keep and test an exponential moving average of the weights, with this "
+        "decay per step (e.g. 0.999; default 0: off)",
+    )
     if not compare:
         opt.add_argument(
             "--seed",
@@ -598,6 +606,7 @@ def _train_kwargs(args: argparse.Namespace) -> dict[str, object]:
         loss=args.loss,
         patience=args.patience,
         gradient_clip=args.gradient_clip,
+        ema=args.ema,
         accelerator=args.accelerator,
         devices=devices,
         strategy=args.strategy,

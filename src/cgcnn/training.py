@@ -61,6 +61,9 @@ class TrainConfig:
     seed: int = 0
     #: classification: the cross-entropy's per-class weights (None: unweighted)
     class_weights: list[float] | None = None
+    #: decay per step of an exponential moving average of the weights (0: off); see
+    #: :class:`WeightAverage`
+    ema: float = 0.0
 
     def __post_init__(self) -> None:
         from cgcnn.nn.resolve import resolve
@@ -72,6 +75,8 @@ class TrainConfig:
             raise InputError("--epochs/--batch-size", "must be >= 1")
         if not self.lr > 0:
             raise InputError("--lr", f"must be positive, got {self.lr}")
+        if not 0 <= self.ema < 1:
+            raise InputError("--ema", f"must be in [0, 1) (0: off), got {self.ema}")
 
 
 class EpochSeededSampler(Sampler[int]):
@@ -95,6 +100,74 @@ class EpochSeededSampler(Sampler[int]):
 
     def __len__(self) -> int:
         return self.n
+
+
+class WeightAverage(L.Callback):
+    """Validate, checkpoint and so test an exponential moving average (EMA) of the weights.
+
+    After every optimizer step the average ``a`` of each floating-point parameter and buffer
+    (batch-norm statistics included) moves towards its current value ``w``:
+    ``a <- d a + (1 - d) w``, with ``d = min(decay, (1 + t) / (10 + t))`` at step ``t``, so
+    that the first steps do not drag the random initial weights along.  Before validation
+    (or, without a validation set, at the end of each epoch) the average and the live
+    weights swap places, so that early stopping, ``best.ckpt`` and ``last.ckpt`` see the
+    average; they swap back before the next training step.  The swapped-out copy and the
+    step count are this callback's checkpoint state, so ``--resume`` continues exactly.
+    """
+
+    def __init__(self, decay: float) -> None:
+        self.decay = decay
+        self.average: dict[str, torch.Tensor] | None = None
+        self.updates = 0
+        self.swapped = False  # True: the module holds the average, self.average the live weights
+
+    @staticmethod
+    def _live(module: nn.Module) -> dict[str, torch.Tensor]:
+        state = module.state_dict(keep_vars=True)
+        return {name: t.data for name, t in state.items() if t.is_floating_point()}
+
+    def _swap(self, module: nn.Module) -> None:
+        assert self.average is not None
+        for name, live in self._live(module).items():
+            kept = live.clone()
+            live.copy_(self.average[name])
+            self.average[name].copy_(kept)
+        self.swapped = not self.swapped
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if self.swapped:
+            self._swap(pl_module)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        live = self._live(pl_module)
+        if self.average is None:
+            self.average = {name: t.detach().clone() for name, t in live.items()}
+        self.updates += 1
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        with torch.no_grad():
+            for name, t in live.items():
+                average = self.average[name]
+                if average.device != t.device:  # restored from a checkpoint on the CPU
+                    average = self.average[name] = average.to(t.device)
+                average.lerp_(t, 1.0 - decay)
+
+    def _use_average(self, pl_module) -> None:
+        if self.average is not None and not self.swapped:
+            self._swap(pl_module)
+
+    def on_validation_epoch_start(self, trainer, pl_module) -> None:
+        self._use_average(pl_module)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self._use_average(pl_module)  # runs before ModelCheckpoint's save without validation
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"average": self.average, "updates": self.updates, "swapped": self.swapped}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.average = state_dict["average"]
+        self.updates = state_dict["updates"]
+        self.swapped = state_dict["swapped"]
 
 
 class CGCNNModule(L.LightningModule):
@@ -271,6 +344,7 @@ def train(
     plots: bool = True,
     ensemble: int = 1,
     split_seed: int | None = None,
+    ema: float = 0.0,
 ) -> TrainResult:
     """Train a CGCNN on ``data`` and evaluate it; every output goes to ``out``.
 
@@ -281,6 +355,10 @@ def train(
     1``, into ``out/member0`` ... ``out/member{K-1}``; the test predictions are their mean,
     with their spread in an ``uncertainty`` column, and ``out/ensemble.json`` lists the
     members for ``cgcnn predict``.  ``split_seed`` draws the random split (default ``seed``).
+
+    ``ema=d`` (0 < d < 1) validates, keeps and tests an exponential moving average of the
+    weights with decay ``d`` per step instead of the weights themselves (see
+    :class:`WeightAverage`); 0, the default, turns it off.
 
     Returns:
         :class:`TrainResult` with the test metrics and the best checkpoint's path (for an
@@ -317,6 +395,7 @@ def train(
         patience=patience,
         gradient_clip=gradient_clip,
         seed=seed,
+        ema=ema,
     )
     L.seed_everything(seed, workers=True, verbose=False)
     dataset = CrystalGraphDataset(
@@ -623,6 +702,8 @@ def _trainer(
     ]
     if has_val and config.patience > 0:
         callbacks.append(EarlyStopping(monitor=monitor, mode="min", patience=config.patience))
+    if config.ema > 0:
+        callbacks.insert(0, WeightAverage(config.ema))
     return L.Trainer(
         # stop_after ends this run early (a time slot on a cluster, say) without changing
         # the plan: the schedule still spans config.epochs, and --resume continues it.
