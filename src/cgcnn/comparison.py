@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from cgcnn.errors import InputError
+from cgcnn.parallel import available_cores, run_in_processes
 
 if typing.TYPE_CHECKING:
     import pandas as pd
@@ -310,21 +311,6 @@ def _jsonable(value: Any) -> Any:
 
 
 # --------------------------------------------------------------------------- runs
-
-
-def available_cores() -> int:
-    """Cores this process may run on (its CPU affinity where the system tells)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
-
-
-def _init_worker(threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(threads)
-    os.environ["OMP_NUM_THREADS"] = str(threads)
 
 
 def _run_one(task: dict[str, Any]) -> str:
@@ -730,10 +716,8 @@ def _check_same(run_dir: Path, identity: Mapping[str, Any]) -> None:
 
 def _execute(tasks: list[dict[str, Any]], jobs: int, cores: int, verbose: bool) -> None:
     total = len(tasks)
-    if not total:
-        return
 
-    def done(k: int, task: dict[str, Any], seconds: float) -> None:
+    def done(finished: int, task: dict[str, Any], _result: Any, seconds: float) -> None:
         if not verbose:
             return
         try:
@@ -746,45 +730,9 @@ def _execute(tasks: list[dict[str, Any]], jobs: int, cores: int, verbose: bool) 
             if isinstance(metrics.get(m), int | float)
         )
         print(
-            f"[{k}/{total}] {config_name(task['config'])}, seed {task['seed']}: "
+            f"[{finished}/{total}] {config_name(task['config'])}, seed {task['seed']}: "
             f"{shown or 'done'} ({seconds:.1f} s)",
             file=sys.stderr,
         )
 
-    jobs = min(jobs, total)
-    threads = max(1, cores // jobs)
-    if jobs == 1:
-        import torch
-
-        previous = torch.get_num_threads()
-        torch.set_num_threads(threads)
-        try:
-            for k, task in enumerate(tasks, 1):
-                began = time.perf_counter()
-                _run_one(task)
-                done(k, task, time.perf_counter() - began)
-        finally:
-            torch.set_num_threads(previous)
-        return
-
-    import multiprocessing
-    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
-
-    context = multiprocessing.get_context("spawn")
-    began = time.perf_counter()
-    with ProcessPoolExecutor(
-        max_workers=jobs, mp_context=context, initializer=_init_worker, initargs=(threads,)
-    ) as pool:
-        futures = {pool.submit(_run_one, task): task for task in tasks}
-        pending = set(futures)
-        finished = 0
-        while pending:
-            complete, pending = wait(pending, return_when=FIRST_EXCEPTION)
-            for future in complete:
-                error = future.exception()
-                if error is not None:
-                    for other in pending:
-                        other.cancel()
-                    raise error
-                finished += 1
-                done(finished, futures[future], time.perf_counter() - began)
+    run_in_processes(_run_one, tasks, jobs, cores, on_done=done)
