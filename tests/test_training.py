@@ -450,3 +450,18 @@ def test_ema_run_keeps_the_average_and_resumes_exactly(tmp_path):
     assert resumed.metrics["test_mae"] == pytest.approx(straight.metrics["test_mae"], abs=1e-6)
     with pytest.raises(InputError, match="--ema"):
         _run(tmp_path, "bad", ema=1.0)
+
+
+def test_ensemble_members_in_parallel_equal_the_members_in_turn(tmp_path):
+    options = {"ensemble": 2, "test_ratio": 0.3, "epochs": 2}
+    in_turn = _run(tmp_path, "turn", jobs=1, **options)
+    together = _run(tmp_path, "together", jobs=2, **options)
+    assert in_turn.metrics["jobs"] == 1 and together.metrics["jobs"] == 2
+    assert together.metrics["ensemble_seconds"] > 0
+    for name in ("test_mae", "member_test_mae", "n_train", "n_test"):
+        assert together.metrics[name] == pytest.approx(in_turn.metrics[name], rel=1e-4), name
+    for k in range(2):
+        assert (tmp_path / "together" / f"member{k}" / "best.ckpt").is_file()
+    with pytest.raises(InputError, match="--jobs: must be a whole number >= 1, got 0"):
+        _run(tmp_path, "bad", jobs=0, **options)
+    assert not (tmp_path / "bad").exists()  # refused before anything is written

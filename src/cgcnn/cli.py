@@ -372,6 +372,13 @@ def _add_train_options(train: argparse.ArgumentParser, *, compare: bool = False)
             "OUT/ensemble.json serves cgcnn predict (default 1)",
         )
         opt.add_argument(
+            "--jobs",
+            type=int,
+            metavar="J",
+            help="ensemble members trained at once, each in its own process with "
+            "cores / J threads (default: one per core, at most K; CPU only)",
+        )
+        opt.add_argument(
             "--stop-after",
             type=int,
             metavar="EPOCHS",
@@ -626,6 +633,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         resume=args.resume,
         stop_after=args.stop_after,
         ensemble=args.ensemble,
+        jobs=args.jobs,
         **_train_kwargs(args),
     )
     if result.metrics:
@@ -633,7 +641,14 @@ def cmd_train(args: argparse.Namespace) -> int:
             k: v for k, v in result.metrics.items() if k.startswith("test_") or k.startswith("n_")
         }
         print(", ".join(f"{k} {_fmt(v)}" for k, v in shown.items()))
-        print(f"training loop: {result.metrics['train_seconds']:.1f} s; outputs in {result.out}/")
+        seconds = f"training loop: {result.metrics['train_seconds']:.1f} s"
+        if "ensemble_seconds" in result.metrics:
+            seconds = (
+                f"training loops: {result.metrics['train_seconds']:.1f} s in all, "
+                f"{result.metrics['ensemble_seconds']:.1f} s of wall time "
+                f"({result.metrics['jobs']} at a time)"
+            )
+        print(f"{seconds}; outputs in {result.out}/")
     return 0
 
 

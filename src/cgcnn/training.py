@@ -345,6 +345,7 @@ def train(
     ensemble: int = 1,
     split_seed: int | None = None,
     ema: float = 0.0,
+    jobs: int | None = None,
 ) -> TrainResult:
     """Train a CGCNN on ``data`` and evaluate it; every output goes to ``out``.
 
@@ -355,6 +356,9 @@ def train(
     1``, into ``out/member0`` ... ``out/member{K-1}``; the test predictions are their mean,
     with their spread in an ``uncertainty`` column, and ``out/ensemble.json`` lists the
     members for ``cgcnn predict``.  ``split_seed`` draws the random split (default ``seed``).
+    ``jobs`` members train at once, each in its own process with ``cores // jobs`` threads
+    (default: as many as there are cores and members, on a single CPU device; the graphs
+    are featurized once, first).
 
     ``ema=d`` (0 < d < 1) validates, keeps and tests an exponential moving average of the
     weights with decay ``d`` per step instead of the weights themselves (see
@@ -364,14 +368,12 @@ def train(
         :class:`TrainResult` with the test metrics and the best checkpoint's path (for an
         ensemble: ``out/ensemble.json``).
     """
+    options = {k: v for k, v in locals().items() if k not in ("data", "out", "ensemble", "jobs")}
     if not isinstance(ensemble, int) or ensemble < 1:
         raise InputError("--ensemble", f"must be a whole number >= 1, got {ensemble!r}")
-    if ensemble > 1:
-        options = {k: v for k, v in locals().items() if k not in ("data", "out", "ensemble")}
-        return _train_ensemble(data, Path(out), ensemble, options)
+    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
+        raise InputError("--jobs", f"must be a whole number >= 1, got {jobs!r}")
     _quiet_lightning()
-    if accelerator == "cpu":
-        _keep_freed_memory()
     from cgcnn.nn.resolve import ACTIVATIONS, CONVOLUTIONS, POOLINGS, TASKS, resolve
 
     # names first, so that a typo fails before any featurization
@@ -381,7 +383,6 @@ def train(
     )
     activation, task = resolve("activation", activation, ACTIVATIONS), resolve("task", task, TASKS)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     train_config = TrainConfig(
         epochs=epochs,
         batch_size=batch_size,
@@ -396,7 +397,12 @@ def train(
         gradient_clip=gradient_clip,
         seed=seed,
         ema=ema,
-    )
+    )  # checks the settings before anything is featurized or written
+    if ensemble > 1:
+        return _train_ensemble(data, out, ensemble, options, jobs)
+    if accelerator == "cpu":
+        _keep_freed_memory()
+    out.mkdir(parents=True, exist_ok=True)
     L.seed_everything(seed, workers=True, verbose=False)
     dataset = CrystalGraphDataset(
         data,
@@ -526,7 +532,45 @@ def train(
     return TrainResult(out, metrics, best)
 
 
-def _train_ensemble(data: Any, out: Path, k: int, options: dict[str, Any]) -> TrainResult:
+#: the options of :func:`train` that decide how the data set is read and featurized
+_DATASET_OPTIONS = (
+    "target",
+    "radius",
+    "max_neighbors",
+    "grow_radius",
+    "cache_dir",
+    "workers",
+    "skip_invalid",
+    "id_column",
+    "structure_column",
+)
+
+
+def _train_member(task: tuple[Any, Path, int, dict[str, Any]]) -> TrainResult:
+    """One ensemble member (module level, so that a worker process can run it)."""
+    data, out, seed, options = task
+    return train(data, out, seed=seed, **options)
+
+
+def _ensemble_jobs(jobs: int | None, k: int, data: Any, options: dict[str, Any]) -> int:
+    """Members to train at once: in parallel only on one CPU device, with data given by
+    name or path (a worker process must be able to read it again)."""
+    single_cpu = (
+        options["accelerator"] == "cpu"
+        and str(options["devices"]) in ("1", "auto")
+        and options["num_nodes"] == 1
+        and options["strategy"] == "auto"
+    )
+    if not single_cpu or not isinstance(data, str | os.PathLike):
+        return 1
+    from cgcnn.parallel import available_cores
+
+    return max(1, min(k, available_cores() if jobs is None else jobs))
+
+
+def _train_ensemble(
+    data: Any, out: Path, k: int, options: dict[str, Any], jobs: int | None = None
+) -> TrainResult:
     """Train ``k`` members on one split and write the ensemble's test results and metrics."""
     if options["resume"] is not None:
         raise InputError("--resume", "resume one member (OUT/memberK/last.ckpt) without --ensemble")
@@ -534,7 +578,40 @@ def _train_ensemble(data: Any, out: Path, k: int, options: dict[str, Any]) -> Tr
     if options["split_seed"] is None:
         options["split_seed"] = seed
     out.mkdir(parents=True, exist_ok=True)
-    members = [train(data, out / f"member{m}", seed=seed + m, **options) for m in range(k)]
+    jobs = _ensemble_jobs(jobs, k, data, options)
+    began = time.perf_counter()
+    if jobs == 1:
+        members = [train(data, out / f"member{m}", seed=seed + m, **options) for m in range(k)]
+    else:
+        from cgcnn.parallel import run_in_processes
+
+        # featurize here, once, so that the members only read the cache
+        CrystalGraphDataset(
+            data,
+            **{name: options[name] for name in _DATASET_OPTIONS},
+            progress=options["progress"],
+        )
+        quiet = {**options, "progress": False, "workers": 1}
+        tasks = [(data, out / f"member{m}", seed + m, quiet) for m in range(k)]
+
+        def done(finished: int, task: tuple, result: TrainResult, seconds: float) -> None:
+            if options["progress"]:
+                shown = ", ".join(
+                    f"{name} {value:.4g}"
+                    for name, value in result.metrics.items()
+                    if name in ("test_mae", "test_roc_auc", "test_accuracy")
+                )
+                print(
+                    f"ensemble: {task[1].name} done ({finished}/{k}, {seconds:.0f} s)"
+                    + (f": {shown}" if shown else ""),
+                    file=sys.stderr,
+                    flush=True,
+                )
+
+        if options["progress"]:
+            print(f"ensemble: {k} members, {jobs} at a time", file=sys.stderr, flush=True)
+        members = run_in_processes(_train_member, tasks, jobs, on_done=done)
+    wall_seconds = time.perf_counter() - began
     if not members[0].metrics:  # not the main process of a distributed run
         return TrainResult(out, {}, out / "ensemble.json")
     listing = {
@@ -548,6 +625,9 @@ def _train_ensemble(data: Any, out: Path, k: int, options: dict[str, Any]) -> Tr
         "n_val": members[0].metrics["n_val"],
         "n_test": members[0].metrics["n_test"],
         "train_seconds": round(sum(r.metrics["train_seconds"] for r in members), 3),
+        # members trained `jobs` at a time: the wall-clock time of all of them
+        "ensemble_seconds": round(wall_seconds, 3),
+        "jobs": jobs,
     }
     if members[0].metrics["n_test"]:
         from cgcnn.prediction import load
