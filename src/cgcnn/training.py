@@ -61,8 +61,8 @@ class TrainConfig:
     seed: int = 0
     #: classification: the cross-entropy's per-class weights (None: unweighted)
     class_weights: list[float] | None = None
-    #: decay per step of an exponential moving average of the weights (0: off); see
-    #: :class:`WeightAverage`
+    #: decay per step of an exponential moving average of the weights (0: off), kept by
+    #: Lightning's ``EMAWeightAveraging``
     ema: float = 0.0
 
     def __post_init__(self) -> None:
@@ -100,74 +100,6 @@ class EpochSeededSampler(Sampler[int]):
 
     def __len__(self) -> int:
         return self.n
-
-
-class WeightAverage(L.Callback):
-    """Validate, checkpoint and so test an exponential moving average (EMA) of the weights.
-
-    After every optimizer step the average ``a`` of each floating-point parameter and buffer
-    (batch-norm statistics included) moves towards its current value ``w``:
-    ``a <- d a + (1 - d) w``, with ``d = min(decay, (1 + t) / (10 + t))`` at step ``t``, so
-    that the first steps do not drag the random initial weights along.  Before validation
-    (or, without a validation set, at the end of each epoch) the average and the live
-    weights swap places, so that early stopping, ``best.ckpt`` and ``last.ckpt`` see the
-    average; they swap back before the next training step.  The swapped-out copy and the
-    step count are this callback's checkpoint state, so ``--resume`` continues exactly.
-    """
-
-    def __init__(self, decay: float) -> None:
-        self.decay = decay
-        self.average: dict[str, torch.Tensor] | None = None
-        self.updates = 0
-        self.swapped = False  # True: the module holds the average, self.average the live weights
-
-    @staticmethod
-    def _live(module: nn.Module) -> dict[str, torch.Tensor]:
-        state = module.state_dict(keep_vars=True)
-        return {name: t.data for name, t in state.items() if t.is_floating_point()}
-
-    def _swap(self, module: nn.Module) -> None:
-        assert self.average is not None
-        for name, live in self._live(module).items():
-            kept = live.clone()
-            live.copy_(self.average[name])
-            self.average[name].copy_(kept)
-        self.swapped = not self.swapped
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        if self.swapped:
-            self._swap(pl_module)
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        live = self._live(pl_module)
-        if self.average is None:
-            self.average = {name: t.detach().clone() for name, t in live.items()}
-        self.updates += 1
-        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        with torch.no_grad():
-            for name, t in live.items():
-                average = self.average[name]
-                if average.device != t.device:  # restored from a checkpoint on the CPU
-                    average = self.average[name] = average.to(t.device)
-                average.lerp_(t, 1.0 - decay)
-
-    def _use_average(self, pl_module) -> None:
-        if self.average is not None and not self.swapped:
-            self._swap(pl_module)
-
-    def on_validation_epoch_start(self, trainer, pl_module) -> None:
-        self._use_average(pl_module)
-
-    def on_train_epoch_end(self, trainer, pl_module) -> None:
-        self._use_average(pl_module)  # runs before ModelCheckpoint's save without validation
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"average": self.average, "updates": self.updates, "swapped": self.swapped}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.average = state_dict["average"]
-        self.updates = state_dict["updates"]
-        self.swapped = state_dict["swapped"]
 
 
 class CGCNNModule(L.LightningModule):
@@ -361,8 +293,8 @@ def train(
     are featurized once, first).
 
     ``ema=d`` (0 < d < 1) validates, keeps and tests an exponential moving average of the
-    weights with decay ``d`` per step instead of the weights themselves (see
-    :class:`WeightAverage`); 0, the default, turns it off.
+    weights with decay ``d`` per step instead of the weights themselves (Lightning's
+    ``EMAWeightAveraging``); 0, the default, turns it off.
 
     Returns:
         :class:`TrainResult` with the test metrics and the best checkpoint's path (for an
@@ -783,7 +715,11 @@ def _trainer(
     if has_val and config.patience > 0:
         callbacks.append(EarlyStopping(monitor=monitor, mode="min", patience=config.patience))
     if config.ema > 0:
-        callbacks.insert(0, WeightAverage(config.ema))
+        from lightning.pytorch.callbacks import EMAWeightAveraging
+
+        # validation, early stopping, best.ckpt / last.ckpt and the test see the average;
+        # checkpoints also keep the live weights, so --resume continues exactly
+        callbacks.insert(0, EMAWeightAveraging(decay=config.ema))
     return L.Trainer(
         # stop_after ends this run early (a time slot on a cluster, say) without changing
         # the plan: the schedule still spans config.epochs, and --resume continues it.
