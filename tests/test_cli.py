@@ -205,6 +205,13 @@ def test_preset_original_fills_defaults_but_explicit_options_win():
         0,
     )
     assert args.epochs == 5  # given explicitly
+    # the original's model: one, without a weight average, on the 92 features
+    assert (args.ensemble, args.ema, args.atom_features) == (1, 0.0, "cgcnn92")
     plain = parser.parse_args(["train", "x"])
     apply_preset(plain, plain.parser)
-    assert plain.optim == "adamw" and plain.epochs == 300
+    assert (plain.optim, plain.epochs, plain.batch_size, plain.patience) == ("adamw", 100, 32, 30)
+    assert (plain.ensemble, plain.ema, plain.atom_features) == (4, 0.99, "cgcnn92+onehot")
+    # compare has no --ensemble: the preset fills in what the command has
+    compare = parser.parse_args(["compare", "x", "--grid", "conv=gated", "--preset", "original"])
+    apply_preset(compare, compare.parser)
+    assert (compare.batch_size, compare.atom_features) == (256, "cgcnn92")

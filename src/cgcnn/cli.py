@@ -33,6 +33,9 @@ PRESETS: dict[str, dict[str, object]] = {
         "loss": "mse",
         "patience": 0,
         "gradient_clip": 0.0,
+        "ema": 0.0,
+        "atom_features": "cgcnn92",
+        "ensemble": 1,
     }
 }
 
@@ -265,12 +268,16 @@ def _add_train_options(train: argparse.ArgumentParser, *, compare: bool = False)
         choices=sorted(PRESETS),
         help="start from a named set of settings; options given explicitly still win. "
         "original: the original CGCNN's (gated conv, 64/3/128/1, mean pooling, SGD lr 0.01 "
-        "momentum 0.9, batch 256, 30 epochs, milestone 100, MSE, no early stopping)",
+        "momentum 0.9, batch 256, 30 epochs, milestone 100, MSE, no early stopping, no weight "
+        "average, the 92 atom features, one model)",
     )
     train.add_argument(
         "--atom-features",
+        default="cgcnn92+onehot",
         metavar="FILE|NAME",
-        help="atom feature table: cgcnn92 (default; generated), onehot, or an atom_init.json",
+        help="atom feature table: cgcnn92 (generated), onehot, an atom_init.json, or several "
+        "joined by '+' (default cgcnn92+onehot: the 92 CGCNN features and the element's "
+        "identity)",
     )
     _add_data_options(train)
     _add_graph_options(train)
@@ -314,8 +321,8 @@ def _add_train_options(train: argparse.ArgumentParser, *, compare: bool = False)
     split.add_argument("--test-size", type=int, help="number of test crystals")
 
     opt = train.add_argument_group("optimisation")
-    opt.add_argument("--epochs", type=int, default=300, help="maximum epochs (default 300)")
-    opt.add_argument("-b", "--batch-size", type=int, default=64, help="default 64")
+    opt.add_argument("--epochs", type=int, default=100, help="maximum epochs (default 100)")
+    opt.add_argument("-b", "--batch-size", type=int, default=32, help="default 32")
     opt.add_argument("--lr", type=float, default=3e-3, help="learning rate (default 3e-3)")
     opt.add_argument("--optim", default="adamw", help="adamw (default) | sgd")
     opt.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default 0.9)")
@@ -339,9 +346,9 @@ def _add_train_options(train: argparse.ArgumentParser, *, compare: bool = False)
     opt.add_argument(
         "--patience",
         type=int,
-        default=100,
+        default=30,
         help="stop after this many epochs without a better validation MAE (classification: "
-        "loss) (default 100; 0: off)",
+        "loss) (default 30; 0: off)",
     )
     opt.add_argument(
         "--gradient-clip", type=float, default=5.0, help="gradient norm clip (default 5; 0: off)"
@@ -349,10 +356,10 @@ def _add_train_options(train: argparse.ArgumentParser, *, compare: bool = False)
     opt.add_argument(
         "--ema",
         type=float,
-        default=0.0,
+        default=0.99,
         metavar="DECAY",
         help="validate, keep and test an exponential moving average of the weights, with this "
-        "decay per step (e.g. 0.999; default 0: off)",
+        "decay per step (default 0.99; 0: off)",
     )
     if not compare:
         opt.add_argument(
@@ -365,11 +372,11 @@ def _add_train_options(train: argparse.ArgumentParser, *, compare: bool = False)
         opt.add_argument(
             "--ensemble",
             type=int,
-            default=1,
+            default=4,
             metavar="K",
             help="train K models on the same split (seeds SEED ... SEED+K-1) into OUT/memberK; "
             "predict with their mean and report their spread in an 'uncertainty' column; "
-            "OUT/ensemble.json serves cgcnn predict (default 1)",
+            "OUT/ensemble.json serves cgcnn predict (default 4; 1: a single model in OUT)",
         )
         opt.add_argument(
             "--jobs",
@@ -563,7 +570,7 @@ def apply_preset(args: argparse.Namespace, parser: argparse.ArgumentParser) -> N
     if not getattr(args, "preset", None):
         return
     for name, value in PRESETS[args.preset].items():
-        if getattr(args, name) == parser.get_default(name):
+        if hasattr(args, name) and getattr(args, name) == parser.get_default(name):
             setattr(args, name, value)
 
 
