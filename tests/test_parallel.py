@@ -41,3 +41,23 @@ def test_nothing_to_do_and_more_jobs_than_tasks():
     assert run_in_processes(threads_and_square, [], 4) == []
     assert run_in_processes(threads_and_square, [5], 8, cores=8)[0] == (8, 25)
     assert available_cores() >= 1
+
+
+def sleep_then_return(seconds: float) -> float:
+    import time
+
+    time.sleep(seconds)
+    return seconds
+
+
+def test_each_call_is_reported_as_it_ends():
+    # the short task ends first and is reported at once, not when the long one ends
+    reported = []
+
+    def done(_finished, task, _result, seconds):
+        reported.append((task, seconds))
+
+    run_in_processes(sleep_then_return, [3.0, 0.1], 2, cores=2, on_done=done)
+    (first, first_seconds), (second, second_seconds) = reported
+    assert (first, second) == (0.1, 3.0)
+    assert first_seconds < second_seconds - 1.0

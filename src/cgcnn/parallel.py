@@ -77,7 +77,7 @@ def run_in_processes(
         return results
 
     import multiprocessing
-    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(
@@ -87,7 +87,8 @@ def run_in_processes(
         pending = set(futures)
         finished = 0
         while pending:
-            complete, pending = wait(pending, return_when=FIRST_EXCEPTION)
+            # FIRST_COMPLETED, so that on_done reports each call as it ends
+            complete, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in complete:
                 error = future.exception()
                 if error is not None:
