@@ -8,8 +8,9 @@ as one CSV (``id,cif,heat_ref``, P1 CIF strings) per size.
 For each size, two commands run in their own processes, as a user runs them:
 
 1. ``cgcnn featurize DATA.csv --cache CACHE`` (empty cache), and
-2. ``cgcnn train DATA.csv --target heat_ref --epochs 1 --cache CACHE`` (graphs cached; the
-   default model and batch size; ``train_seconds`` is the epoch with its validation).
+2. ``cgcnn train DATA.csv --target heat_ref --epochs 1 --ensemble 1 --cache CACHE`` (graphs
+   cached; one model with the default settings; ``train_seconds`` is the epoch with its
+   validation).
 
 Printed per size: seconds and microseconds per structure for each step, and each process's
 peak resident memory (``ru_maxrss`` of the child).
@@ -144,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         out = work / f"run-{n}"
         train_wall, train_gb = run(
             [*cgcnn, "train", str(data), "--target", "heat_ref", "--epochs", "1",
-             "--cache", str(cache), "--out", str(out)]
+             "--ensemble", "1", "--cache", str(cache), "--out", str(out)]
         )  # fmt: skip
         metrics = json.loads((out / "metrics.json").read_text())
         epoch_s = metrics["train_seconds"]
