@@ -210,7 +210,13 @@ def test_preset_original_fills_defaults_but_explicit_options_win():
     plain = parser.parse_args(["train", "x"])
     apply_preset(plain, plain.parser)
     assert (plain.optim, plain.epochs, plain.batch_size, plain.patience) == ("adamw", 100, 32, 30)
-    assert (plain.ensemble, plain.ema, plain.atom_features) == (4, 0.99, "cgcnn92+onehot")
+    assert (plain.ema, plain.atom_features) == (0.99, "cgcnn92+onehot")
+    from cgcnn.cli import _ensemble_size
+
+    assert _ensemble_size(plain) == 4 and _ensemble_size(args) == 1
+    resumed = parser.parse_args(["train", "x", "--resume", "OUT/last.ckpt"])
+    assert _ensemble_size(resumed) == 1  # a resume continues one model
+    assert _ensemble_size(parser.parse_args(["train", "x", "--ensemble", "3"])) == 3
     # compare has no --ensemble: the preset fills in what the command has
     compare = parser.parse_args(["compare", "x", "--grid", "conv=gated", "--preset", "original"])
     apply_preset(compare, compare.parser)

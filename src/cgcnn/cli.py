@@ -372,11 +372,11 @@ def _add_train_options(train: argparse.ArgumentParser, *, compare: bool = False)
         opt.add_argument(
             "--ensemble",
             type=int,
-            default=4,
             metavar="K",
             help="train K models on the same split (seeds SEED ... SEED+K-1) into OUT/memberK; "
             "predict with their mean and report their spread in an 'uncertainty' column; "
-            "OUT/ensemble.json serves cgcnn predict (default 4; 1: a single model in OUT)",
+            "OUT/ensemble.json serves cgcnn predict (default 4, or 1 with --resume, which "
+            "continues one model; 1: a single model in OUT)",
         )
         opt.add_argument(
             "--jobs",
@@ -629,6 +629,17 @@ def _train_kwargs(args: argparse.Namespace) -> dict[str, object]:
     )
 
 
+#: models ``cgcnn train`` trains when --ensemble is not given (docs/benchmarks.md)
+DEFAULT_ENSEMBLE = 4
+
+
+def _ensemble_size(args: argparse.Namespace) -> int:
+    """--ensemble, else 4; a --resume continues one model (OUT/last.ckpt or a member's)."""
+    if args.ensemble is not None:
+        return args.ensemble
+    return 1 if args.resume else DEFAULT_ENSEMBLE
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     apply_preset(args, args.parser)
     from cgcnn.training import train
@@ -639,7 +650,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         seed=args.seed,
         resume=args.resume,
         stop_after=args.stop_after,
-        ensemble=args.ensemble,
+        ensemble=_ensemble_size(args),
         jobs=args.jobs,
         **_train_kwargs(args),
     )
