@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from cgcnn.errors import InputError
-from cgcnn.parallel import available_cores, run_in_processes
+from cgcnn.parallel import available_cores, require_jobs, run_in_processes
 
 if typing.TYPE_CHECKING:
     import pandas as pd
@@ -572,8 +572,7 @@ def compare(
     started = time.perf_counter()
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise InputError("--seeds", f"must be a whole number >= 1, got {seeds!r}")
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise InputError("--jobs", f"must be a whole number >= 1, got {jobs!r}")
+    require_jobs(jobs)
     options = grid_options()
     checked = _check_grid(grid, options)
     fixed = _check_fixed(train_options, options)

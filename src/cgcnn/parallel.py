@@ -24,6 +24,14 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def require_jobs(jobs: Any) -> None:
+    """Raise ``InputError`` unless ``jobs`` is a whole number >= 1."""
+    from cgcnn.errors import InputError
+
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise InputError("--jobs", f"must be a whole number >= 1, got {jobs!r}")
+
+
 def _init_worker(threads: int) -> None:
     import torch
 

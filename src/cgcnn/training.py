@@ -34,6 +34,7 @@ from cgcnn.elements import AtomFeatures, require_elements, resolve_atom_features
 from cgcnn.errors import InputError
 from cgcnn.nn.model import CGCNN, CGCNNConfig
 from cgcnn.nn.resolve import LOSSES, OPTIMIZERS, SCHEDULERS
+from cgcnn.parallel import require_jobs
 from cgcnn.splits import Split, random_split, split_from_file
 from cgcnn.targets import fit_references, standardization
 
@@ -207,6 +208,29 @@ class CGCNNModule(L.LightningModule):
 # --------------------------------------------------------------------------- train()
 
 
+#: the options of :func:`train` that decide how the data set is read and featurized
+_DATASET_OPTIONS = (
+    "target",
+    "radius",
+    "max_neighbors",
+    "grow_radius",
+    "cache_dir",
+    "workers",
+    "skip_invalid",
+    "id_column",
+    "structure_column",
+)
+
+
+def _read_dataset(data: Any, options: dict[str, Any]) -> CrystalGraphDataset:
+    """The data set as :func:`train`'s options say to read and featurize it."""
+    return CrystalGraphDataset(
+        data,
+        **{name: options[name] for name in _DATASET_OPTIONS},
+        progress=options["progress"],
+    )
+
+
 @dataclass
 class TrainResult:
     """What :func:`train` returns (also written to ``out/metrics.json``)."""
@@ -306,8 +330,8 @@ def train(
     options = {k: v for k, v in locals().items() if k not in ("data", "out", "ensemble", "jobs")}
     if not isinstance(ensemble, int) or ensemble < 1:
         raise InputError("--ensemble", f"must be a whole number >= 1, got {ensemble!r}")
-    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
-        raise InputError("--jobs", f"must be a whole number >= 1, got {jobs!r}")
+    if jobs is not None:
+        require_jobs(jobs)
     _quiet_lightning()
     from cgcnn.nn.resolve import ACTIVATIONS, CONVOLUTIONS, POOLINGS, TASKS, resolve
 
@@ -339,19 +363,7 @@ def train(
         _keep_freed_memory()
     out.mkdir(parents=True, exist_ok=True)
     L.seed_everything(seed, workers=True, verbose=False)
-    dataset = CrystalGraphDataset(
-        data,
-        target=target,
-        radius=radius,
-        max_neighbors=max_neighbors,
-        grow_radius=grow_radius,
-        cache_dir=cache_dir,
-        workers=workers,
-        skip_invalid=skip_invalid,
-        id_column=id_column,
-        structure_column=structure_column,
-        progress=progress,
-    )
+    dataset = _read_dataset(data, options)
     if dataset.targets is None:
         raise InputError(str(data), "has no targets to train on; name them with --target")
     if np.isnan(dataset.targets).any():
@@ -467,20 +479,6 @@ def train(
     return TrainResult(out, metrics, best)
 
 
-#: the options of :func:`train` that decide how the data set is read and featurized
-_DATASET_OPTIONS = (
-    "target",
-    "radius",
-    "max_neighbors",
-    "grow_radius",
-    "cache_dir",
-    "workers",
-    "skip_invalid",
-    "id_column",
-    "structure_column",
-)
-
-
 def _train_member(task: tuple[Any, Path, int, dict[str, Any]]) -> TrainResult:
     """One ensemble member (module level, so that a worker process can run it)."""
     data, out, seed, options = task
@@ -520,12 +518,7 @@ def _train_ensemble(
     else:
         from cgcnn.parallel import run_in_processes
 
-        # featurize here, once, so that the members only read the cache
-        CrystalGraphDataset(
-            data,
-            **{name: options[name] for name in _DATASET_OPTIONS},
-            progress=options["progress"],
-        )
+        _read_dataset(data, options)  # featurize here, once: the members only read the cache
         quiet = {**options, "progress": False, "workers": 1}
         tasks = [(data, out / f"member{m}", seed + m, quiet) for m in range(k)]
 
