@@ -81,8 +81,8 @@ class GatedConv(nn.Module):
         gated = weighted_batch_norm(gated, edge_weight, self.bn1)
         filt, core = gated.chunk(2, dim=1)  # (E, F) each
         messages = torch.sigmoid(filt) * self.act_core(core)  # (E, F)
-        if edge_weight is not None:
-            messages = messages * edge_weight.unsqueeze(1)
+        if edge_weight is not None:  # in place: mul's backward keeps its inputs, not this
+            messages.mul_(edge_weight.unsqueeze(1))
         summed = torch.zeros_like(x).index_add_(0, i, messages)  # (N, F)
         return self.act_out(x + self.bn2(summed))
 

@@ -61,8 +61,8 @@ class SharedConv(nn.Module):
     ) -> torch.Tensor:
         j, i = edge_index
         pair = torch.cat([x.index_select(0, j), edge_attr], dim=1)  # (E, F + G): v_j ⊕ u_ij
-        if edge_weight is not None:
-            pair = pair * edge_weight.unsqueeze(1)
+        if edge_weight is not None:  # in place: cat's backward does not keep its output
+            pair.mul_(edge_weight.unsqueeze(1))
         summed = pair.new_zeros(x.shape[0], pair.shape[1]).index_add_(0, i, pair)  # (N, F + G)
         return self.act(self.bn(self.fc_neighbors(summed) + self.fc_self(x)))
 

@@ -35,8 +35,7 @@ class _WeightedBatchNorm(torch.autograd.Function):
     """Training-mode weighted batch norm; returns (y, mean, biased variance)."""
 
     @staticmethod
-    def forward(ctx, z, weight, gamma, beta, eps):
-        total = weight.sum()
+    def forward(ctx, z, weight, total, gamma, beta, eps):
         mean = (weight @ z) / total  # (C,)
         centred = z - mean  # (R, C)
         var = (weight @ (centred * centred)) / total  # (C,)
@@ -57,7 +56,7 @@ class _WeightedBatchNorm(torch.autograd.Function):
         grad_z.mul_((weight / ctx.total).unsqueeze(1))
         torch.sub(grad_y, grad_z, out=grad_z)
         grad_z.mul_(gamma * inv_std)
-        return grad_z, None, grad_gamma, grad_beta, None
+        return grad_z, None, None, grad_gamma, grad_beta, None
 
 
 def weighted_batch_norm(
@@ -83,12 +82,12 @@ def weighted_batch_norm(
         )
     gamma = bn.weight if bn.weight is not None else z.new_ones(z.shape[1])
     beta = bn.bias if bn.bias is not None else z.new_zeros(z.shape[1])
-    y, mean, var = _WeightedBatchNorm.apply(z, weight, gamma, beta, bn.eps)
+    total = weight.sum()  # W
+    y, mean, var = _WeightedBatchNorm.apply(z, weight, total, gamma, beta, bn.eps)
     if bn.training and bn.track_running_stats and bn.running_mean is not None:
         with torch.no_grad():
             bn.num_batches_tracked.add_(1)
             factor = 1.0 / float(bn.num_batches_tracked) if bn.momentum is None else bn.momentum
-            total = weight.sum()
             unbiased = var * (total / (total - 1.0).clamp(min=1.0))
             bn.running_mean.lerp_(mean, factor)
             bn.running_var.lerp_(unbiased, factor)
