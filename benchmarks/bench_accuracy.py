@@ -93,6 +93,21 @@ def perov5_rows() -> list[dict]:
         return list(csv.DictReader(handle))
 
 
+#: ``cgcnn train`` options of the metal / non-metal task (on the file :func:`metal_csv` writes).
+METAL_OPTIONS = ["--target", "gap", "--task", "classification"]
+
+
+def metal_csv(rows: list[dict], out: Path) -> Path:
+    """Write ``OUT/perov5-metal.csv``: each crystal with its label ``gap`` = (ind_gap > 0)."""
+    labelled = out / "perov5-metal.csv"
+    with labelled.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["material_id", "cif", "gap"])
+        for r in rows:
+            writer.writerow([r["material_id"], r["cif"], int(float(r["ind_gap"]) > 0)])
+    return labelled
+
+
 def wall_seconds(metrics: dict) -> float:
     """Training time as the user waits for it: an ensemble's members may train side by side
     (``ensemble_seconds``); a single model's training loop otherwise."""
@@ -181,15 +196,10 @@ def main(argv: list[str] | None = None) -> int:
             summarise(task, [metrics], "test_mae", out)
         else:
             rows = perov5_rows()
-            labelled = out / "perov5-metal.csv"
-            with labelled.open("w", newline="") as handle:
-                writer = csv.writer(handle)
-                writer.writerow(["material_id", "cif", "gap"])
-                for r in rows:
-                    writer.writerow([r["material_id"], r["cif"], int(float(r["ind_gap"]) > 0)])
+            labelled = metal_csv(rows, out)
             ids = [r["material_id"] for r in rows]
             labels = np.array([float(r["ind_gap"]) > 0 for r in rows], dtype=float)
-            options = ["--target", "gap", "--task", "classification", *extra]
+            options = [*METAL_OPTIONS, *extra]
             results = cross_validate(labelled, ids, labels, args.folds, out, options)
             summarise(task, results, "test_roc_auc", out)
     return 0

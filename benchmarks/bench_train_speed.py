@@ -135,18 +135,60 @@ def original_items(dataset, atom_table: np.ndarray) -> list:
     return items
 
 
-def run_reference(items, train_idx, val_idx, epochs: int, out: Path) -> float:
+class Cgcnn2Net(nn.Module):
+    """``cgcnn2.model.CrystalGraphConvNet`` (PyPI ``cgcnn2``, the original's code kept up to
+    date) with the original's defaults; returns its prediction only, like :class:`OriginalNet`."""
+
+    def __init__(self, orig_len: int, nbr_len: int) -> None:
+        super().__init__()
+        from cgcnn2.model import CrystalGraphConvNet
+
+        self.net = CrystalGraphConvNet(orig_len, nbr_len)
+
+    def forward(self, atom_fea, nbr_fea, nbr_idx, crystal_atom_idx):
+        return self.net(atom_fea, nbr_fea, nbr_idx, crystal_atom_idx)[0]
+
+
+def cgcnn2_collate(items):
+    """``cgcnn2.data.collate_pool`` on our items (it also wants an id per crystal)."""
+    from cgcnn2.data import collate_pool as cgcnn2_collate_pool
+
+    inputs, targets, _ids = cgcnn2_collate_pool(
+        [(crystal, target, k) for k, (crystal, target) in enumerate(items)]
+    )
+    return inputs, targets
+
+
+def reference_parts(reference: str):
+    """The reference's model class and collate function: ``reimplementation`` (the classes
+    above) or ``cgcnn2`` (the PyPI package's, imported; install it in this environment only)."""
+    if reference == "reimplementation":
+        return OriginalNet, collate_pool
+    try:
+        import cgcnn2  # noqa: F401
+    except ImportError as error:
+        raise SystemExit(
+            "--reference cgcnn2 needs the cgcnn2 package in this environment "
+            "(pip install cgcnn2; it is never a dependency of cgcnn)"
+        ) from error
+    return Cgcnn2Net, cgcnn2_collate
+
+
+def run_reference(
+    items, train_idx, val_idx, epochs: int, out: Path, reference: str = "reimplementation"
+) -> float:
     """The original training loop; returns its wall time in seconds."""
     torch.manual_seed(0)
     from torch.utils.data import DataLoader, Subset
 
+    net_class, collate = reference_parts(reference)
     train_loader = DataLoader(
-        Subset(items, train_idx), batch_size=256, shuffle=True, collate_fn=collate_pool
+        Subset(items, train_idx), batch_size=256, shuffle=True, collate_fn=collate
     )
-    val_loader = DataLoader(Subset(items, val_idx), batch_size=256, collate_fn=collate_pool)
+    val_loader = DataLoader(Subset(items, val_idx), batch_size=256, collate_fn=collate)
     sample = torch.stack([items[i][1] for i in train_idx[:500]])
     mean, std = sample.mean(), sample.std()
-    model = OriginalNet(items[0][0][0].shape[1], items[0][0][1].shape[2])
+    model = net_class(items[0][0][0].shape[1], items[0][0][1].shape[2])
     optimizer = torch.optim.SGD(model.parameters(), 0.01, momentum=0.9, weight_decay=0)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=[100], gamma=0.1)
     criterion = nn.MSELoss()
@@ -177,7 +219,7 @@ def run_reference(items, train_idx, val_idx, epochs: int, out: Path) -> float:
 # --------------------------------------------------------------------------------------
 
 
-def profile_steps(items, dataset, train_idx, rows: int = 12) -> None:
+def profile_steps(items, dataset, train_idx, reference: str, rows: int = 12) -> None:
     """Per-operator profile of training steps (batch 256): the reference, then ours."""
     from torch.profiler import profile
 
@@ -185,8 +227,9 @@ def profile_steps(items, dataset, train_idx, rows: int = 12) -> None:
     from cgcnn.nn.model import CGCNN, CGCNNConfig
 
     batch_ids = list(train_idx[:256])
-    (atom_fea, nbr_fea, nbr_idx, crystal_idx), target = collate_pool([items[i] for i in batch_ids])
-    original = OriginalNet(atom_fea.shape[1], nbr_fea.shape[2])
+    net_class, collate = reference_parts(reference)
+    (atom_fea, nbr_fea, nbr_idx, crystal_idx), target = collate([items[i] for i in batch_ids])
+    original = net_class(atom_fea.shape[1], nbr_fea.shape[2])
     ours = CGCNN(CGCNNConfig(atom_input_len=atom_fea.shape[1]))
     batch = GraphBatcher(dataset)(batch_ids)
 
@@ -219,7 +262,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--profile", action="store_true", help="print per-operator profiles")
+    parser.add_argument(
+        "--reference",
+        choices=["reimplementation", "cgcnn2"],
+        default="reimplementation",
+        help="the original algorithm as re-implemented here (default), or the cgcnn2 package "
+        "from PyPI (install it in the benchmark's environment only)",
+    )
     args = parser.parse_args(argv)
+    reference_parts(args.reference)  # fail before featurizing when cgcnn2 is missing
     if not Path(args.data).exists():
         print(f"skipped: {args.data} is absent (the shared data sets are not beside the repo)")
         return 0
@@ -237,15 +288,18 @@ def main(argv: list[str] | None = None) -> int:
     train_idx, val_idx = split.train, split.val
     print(
         f"{len(dataset)} crystals ({len(train_idx)} train, {len(val_idx)} val), "
-        f"{args.epochs} epochs, {args.threads} thread(s), torch {torch.__version__}"
+        f"{args.epochs} epochs, {args.threads} thread(s), torch {torch.__version__}, "
+        f"reference: {args.reference}"
     )
 
     if args.profile:
-        profile_steps(items, dataset, train_idx)
+        profile_steps(items, dataset, train_idx, args.reference)
         return 0
     reference, ours = [], []
     for repeat in range(args.repeats):
-        seconds = run_reference(items, list(train_idx), list(val_idx), args.epochs, workdir)
+        seconds = run_reference(
+            items, list(train_idx), list(val_idx), args.epochs, workdir, args.reference
+        )
         reference.append(seconds)
         # ours in its own process, as a user runs it (its allocator settings stay there)
         out = workdir / f"ours{repeat}"
