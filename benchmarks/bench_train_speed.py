@@ -22,6 +22,15 @@ same thread count; ``train_seconds`` is the training loop with validation, the s
     python benchmarks/bench_train_speed.py                  # perov5-dev heat_ref, 3 repeats
     python benchmarks/bench_train_speed.py --repeats 1 --epochs 5
 
+``--reference cgcnn2`` takes the reference's model and collate from the ``cgcnn2`` package on
+PyPI (a maintained copy of the original code) instead of the re-implementation above; the
+training loop stays the one described.  Install it in a separate environment, never beside a
+user's cgcnn:
+
+    python3 -m venv bench-env && bench-env/bin/pip install torch==2.13.0
+    bench-env/bin/pip install . cgcnn2
+    bench-env/bin/python benchmarks/bench_train_speed.py --reference cgcnn2
+
 Prints the median seconds of each and the ratio ours / reference (target ≤ 1/3).
 """
 
