@@ -125,7 +125,7 @@ def test_merged_batches_stand_for_the_same_edges(dataset):
     assert getattr(b, "edge_weight", None) is None
 
 
-@pytest.mark.parametrize("conv", ["gated", "shared"])
+@pytest.mark.parametrize("conv", ["gated", "shared", "edgegated"])
 def test_model_on_merged_edges_equals_the_model_on_all_edges(dataset, conv):
     import copy
 

@@ -29,7 +29,7 @@ def _run(tmp_path, name, data=None, **kwargs):
     return train(data or shared("sample-regression"), tmp_path / name, **options)
 
 
-@pytest.mark.parametrize("conv", ["gated", "shared", "none"])
+@pytest.mark.parametrize("conv", ["gated", "shared", "edgegated", "none"])
 @pytest.mark.parametrize("pooling", ["mean", "max", "sum", "attention"])
 @pytest.mark.parametrize("batchnorm", [True, False])
 def test_every_conv_pooling_batchnorm_trains(conv, pooling, batchnorm, tmp_path):
@@ -164,7 +164,9 @@ def test_resume_ends_where_an_uninterrupted_run_ends(tmp_path):
 def test_bad_options_are_clear(tmp_path):
     with pytest.raises(
         ValueError,
-        match="convolution: unknown convolution 'gcn'; choose one of: gated, shared, none",
+        match=(
+            "convolution: unknown convolution 'gcn'; choose one of: gated, shared, edgegated, none"
+        ),
     ):
         _run(tmp_path, "run", conv="gcn")
     with pytest.raises(ValueError, match="unknown pooling 'avg'"):
@@ -233,7 +235,7 @@ def _rotation(seed: int) -> np.ndarray:
     return q if np.linalg.det(q) > 0 else -q
 
 
-@pytest.mark.parametrize("conv", ["gated", "shared", "none"])
+@pytest.mark.parametrize("conv", ["gated", "shared", "edgegated", "none"])
 def test_model_invariances(conv):
     model = _model(conv=conv)
     crystal = Crystal.from_structure(example_structures()["TiO2-rutile"])

@@ -284,7 +284,10 @@ def _add_train_options(train: argparse.ArgumentParser, *, compare: bool = False)
 
     model = train.add_argument_group("model")
     model.add_argument(
-        "--conv", default="gated", help="gated (eq. 4, default) | shared (eq. 3) | none"
+        "--conv",
+        default="gated",
+        help="gated (eq. 4, default) | shared (eq. 3) | edgegated (edge-gated, the bonds' "
+        "states updated by every layer) | none",
     )
     model.add_argument("--pooling", default="mean", help="mean (default) | max | sum | attention")
     model.add_argument(

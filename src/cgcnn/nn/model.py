@@ -16,6 +16,7 @@ from torch import nn
 from torch_geometric.nn import global_add_pool
 
 from cgcnn.gaussian import GaussianExpansion
+from cgcnn.nn.edge_gated_conv import EdgeGatedConv
 from cgcnn.nn.gated_conv import GatedConv
 from cgcnn.nn.pooling import Pooling
 from cgcnn.nn.resolve import ACTIVATIONS, CONVOLUTIONS, POOLINGS, TASKS, make_activation, resolve
@@ -32,7 +33,8 @@ class CGCNNConfig:
         n_conv: number of convolutions (original: 3).
         h_fea_len: width of the hidden layers after pooling (original: 128).
         n_h: number of hidden layers after pooling (original: 1).
-        conv: ``gated`` (eq. 4) | ``shared`` (eq. 3) | ``none``.
+        conv: ``gated`` (eq. 4) | ``shared`` (eq. 3) | ``edgegated`` (edge-gated, with edge
+            states updated by every layer: :class:`~cgcnn.nn.EdgeGatedConv`) | ``none``.
         pooling: ``mean | max | sum | attention`` (ignored when ``extensive``).
         activation: ``softplus | relu | silu | sigmoid | tanh``.
         batchnorm: batch norms inside the convolutions.
@@ -142,6 +144,14 @@ class CGCNN(nn.Module):
                 SharedConv(c.atom_fea_len, edge_len, c.activation, c.batchnorm)
                 for _ in range(c.n_conv)
             )
+        elif c.conv == "edgegated":
+            # the Gaussians (E, G) -> the first edge states (E, F)
+            self.edge_embedding = nn.Sequential(
+                nn.Linear(edge_len, c.atom_fea_len), make_activation(c.activation)
+            )
+            self.convs = nn.ModuleList(
+                EdgeGatedConv(c.atom_fea_len, c.activation, c.batchnorm) for _ in range(c.n_conv)
+            )
         else:
             self.convs = nn.ModuleList()
         self.pool = Pooling("sum" if c.extensive else c.pooling, c.atom_fea_len)
@@ -175,6 +185,11 @@ class CGCNN(nn.Module):
             edge_attr = self.gaussian(batch.distances)  # (E, G)
         # (E,) multiplicities when GraphBatcher merged identical periodic-image edges
         edge_weight = getattr(batch, "edge_weight", None)
+        if self.config.conv == "edgegated":
+            edge_state = self.edge_embedding(edge_attr)  # (E, F)
+            for conv in self.convs:
+                x, edge_state = conv(x, batch.edge_index, edge_state, edge_weight)
+            return x
         for conv in self.convs:
             x = conv(x, batch.edge_index, edge_attr, edge_weight)  # (N, F)
         return x

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 ACTIVATIONS = ("softplus", "relu", "silu", "sigmoid", "tanh")
 POOLINGS = ("mean", "max", "sum", "attention")
-CONVOLUTIONS = ("gated", "shared", "none")
+CONVOLUTIONS = ("gated", "shared", "edgegated", "none")
 TASKS = ("regression", "classification")
 LOSSES = ("huber", "mse", "l1")
 OPTIMIZERS = ("adamw", "sgd")
