@@ -163,12 +163,16 @@ def summarise(task: str, results: list[dict], key: str, out: Path) -> dict:
     return summary
 
 
-def main(argv: list[str] | None = None) -> int:
+def split_train_options(argv: list[str] | None) -> tuple[list[str], list[str]]:
+    """(this script's arguments, extra ``cgcnn train`` options after a ``--``)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    extra: list[str] = []
-    if "--" in argv:
-        extra = argv[argv.index("--") + 1 :]
-        argv = argv[: argv.index("--")]
+    if "--" not in argv:
+        return argv, []
+    return argv[: argv.index("--")], argv[argv.index("--") + 1 :]
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv, extra = split_train_options(argv)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("task", choices=["perov5", "homework", "metal", "all"])
     parser.add_argument("--folds", type=int, default=5, help="cross-validation folds (5)")

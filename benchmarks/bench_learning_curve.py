@@ -43,6 +43,7 @@ from bench_accuracy import (
     fold_splits,
     metal_csv,
     perov5_rows,
+    split_train_options,
     train,
     wall_seconds,
 )
@@ -91,11 +92,7 @@ def parse_list(text: str, kind: type) -> list:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    extra: list[str] = []
-    if "--" in argv:
-        extra = argv[argv.index("--") + 1 :]
-        argv = argv[: argv.index("--")]
+    argv, extra = split_train_options(argv)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("task", choices=sorted(TASKS))
     parser.add_argument("--folds", default="0,1", help="which of the 5 folds to run (0,1)")
