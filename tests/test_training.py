@@ -415,8 +415,8 @@ def test_ema_run_keeps_the_average_and_resumes_exactly(tmp_path):
     straight = _run(tmp_path, "straight", **options)
     assert straight.metrics["test_mae"] != pytest.approx(plain.metrics["test_mae"], abs=1e-9)
     last = torch.load(tmp_path / "straight" / "last.ckpt", map_location="cpu", weights_only=False)
-    kept = last["state_dict"]["model.convs.0.fc_full.weight"]
-    live = last["current_model_state"]["model.convs.0.fc_full.weight"]
+    kept = last["state_dict"]["model.embedding.weight"]
+    live = last["current_model_state"]["model.embedding.weight"]
     assert not torch.equal(kept, live), "the checkpoint holds the average, not the live weights"
     # best.ckpt, which the test is evaluated on, holds the average as its weights
     best = torch.load(tmp_path / "straight" / "best.ckpt", map_location="cpu", weights_only=False)
@@ -426,6 +426,22 @@ def test_ema_run_keeps_the_average_and_resumes_exactly(tmp_path):
     assert resumed.metrics["test_mae"] == pytest.approx(straight.metrics["test_mae"], abs=1e-6)
     with pytest.raises(InputError, match="--ema"):
         _run(tmp_path, "bad", ema=1.0)
+
+
+def test_last_checkpoint_is_the_last_epoch_even_when_validation_got_worse(tmp_path):
+    """best.ckpt is the best validation epoch; last.ckpt the last one, which --resume needs."""
+    options = {"epochs": 4, "seed": 3, "val_ratio": 0.2, "test_ratio": 0.2, "ema": 0.9}
+    result = _run(tmp_path, "run", activation="silu", **options)
+    with open(tmp_path / "run" / "metrics.csv", newline="") as handle:
+        val = [float(r["val_mae"]) for r in csv.DictReader(handle) if r["val_mae"]]
+    best_epoch = int(np.argmin(val))
+    assert best_epoch < 3, f"this set-up should stop improving before its last epoch: {val}"
+
+    def epoch(name):
+        return torch.load(tmp_path / "run" / name, map_location="cpu", weights_only=False)["epoch"]
+
+    assert (epoch("best.ckpt"), epoch("last.ckpt")) == (best_epoch, 3)
+    assert result.checkpoint == tmp_path / "run" / "best.ckpt"
 
 
 def test_ensemble_members_in_parallel_equal_the_members_in_turn(tmp_path):

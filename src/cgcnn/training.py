@@ -704,9 +704,11 @@ def _trainer(
             filename="best",
             monitor=monitor if has_val else None,
             mode="min",
-            save_last=True,
             enable_version_counter=False,
-        )
+        ),
+        # last.ckpt after every epoch, for --resume: ModelCheckpoint's own save_last only
+        # rewrites it when best.ckpt is rewritten, i.e. at the last epoch that improved
+        ModelCheckpoint(dirpath=out, filename="last", enable_version_counter=False),
     ]
     if has_val and config.patience > 0:
         callbacks.append(EarlyStopping(monitor=monitor, mode="min", patience=config.patience))
@@ -739,7 +741,8 @@ def _best_checkpoint(trainer: L.Trainer, out: Path) -> Path:
     from lightning.pytorch.callbacks import ModelCheckpoint
 
     for callback in trainer.callbacks:
-        if isinstance(callback, ModelCheckpoint) and callback.best_model_path:
+        is_best = isinstance(callback, ModelCheckpoint) and callback.filename == "best"
+        if is_best and callback.best_model_path:
             return Path(callback.best_model_path)
     return out / "last.ckpt"
 
