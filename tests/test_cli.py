@@ -207,10 +207,12 @@ def test_preset_original_fills_defaults_but_explicit_options_win():
     assert args.epochs == 5  # given explicitly
     # the original's model: one, without a weight average, on the 92 features
     assert (args.ensemble, args.ema, args.atom_features) == (1, 0.0, "cgcnn92")
+    assert (args.conv, args.activation) == ("gated", "softplus")  # the paper's eq. 4
     plain = parser.parse_args(["train", "x"])
     apply_preset(plain, plain.parser)
     assert (plain.optim, plain.epochs, plain.batch_size, plain.patience) == ("adamw", 100, 32, 30)
     assert (plain.ema, plain.atom_features) == (0.99, "cgcnn92+onehot")
+    assert (plain.conv, plain.activation) == ("edgegated", "silu")
     from cgcnn.cli import _ensemble_size
 
     assert _ensemble_size(plain) == 4 and _ensemble_size(args) == 1
@@ -221,3 +223,26 @@ def test_preset_original_fills_defaults_but_explicit_options_win():
     compare = parser.parse_args(["compare", "x", "--grid", "conv=gated", "--preset", "original"])
     apply_preset(compare, compare.parser)
     assert (compare.batch_size, compare.atom_features) == (256, "cgcnn92")
+
+
+def test_train_command_defaults_are_the_python_defaults():
+    """`cgcnn train DATA` and `cgcnn.train(DATA)` train the same model: every option the two
+    share has one default (but the ensemble size, which the command line raises to 4, and
+    two options whose command-line spelling differs)."""
+    import inspect
+
+    from cgcnn.cli import build_parser
+    from cgcnn.training import train
+
+    args = vars(build_parser().parse_args(["train", "x"]))
+    python = {
+        k: p for k, p in inspect.signature(train).parameters.items() if p.default is not p.empty
+    }
+    spelled_differently = {"ensemble", "devices", "lr_milestones"}
+    shared_options = sorted(set(args) & set(python) - spelled_differently)
+    assert {"conv", "activation", "pooling", "atom_features", "epochs"} <= set(shared_options)
+    differ = {
+        k: (args[k], python[k].default) for k in shared_options if args[k] != python[k].default
+    }
+    assert not differ, f"command line against cgcnn.train defaults: {differ}"
+    assert args["devices"] == str(python["devices"].default)

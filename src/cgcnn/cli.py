@@ -17,6 +17,7 @@ EXIT_BAD_INPUT = 2
 PRESETS: dict[str, dict[str, object]] = {
     "original": {
         "conv": "gated",
+        "activation": "softplus",
         "atom_fea_len": 64,
         "n_conv": 3,
         "h_fea_len": 128,
@@ -267,9 +268,9 @@ def _add_train_options(train: argparse.ArgumentParser, *, compare: bool = False)
         "--preset",
         choices=sorted(PRESETS),
         help="start from a named set of settings; options given explicitly still win. "
-        "original: the original CGCNN's (gated conv, 64/3/128/1, mean pooling, SGD lr 0.01 "
-        "momentum 0.9, batch 256, 30 epochs, milestone 100, MSE, no early stopping, no weight "
-        "average, the 92 atom features, one model)",
+        "original: the original CGCNN's (gated conv, softplus, 64/3/128/1, mean pooling, SGD "
+        "lr 0.01, momentum 0.9, batch 256, 30 epochs, milestone 100, MSE, no early "
+        "stopping, no weight average, the 92 atom features, one model)",
     )
     train.add_argument(
         "--atom-features",
@@ -285,13 +286,15 @@ def _add_train_options(train: argparse.ArgumentParser, *, compare: bool = False)
     model = train.add_argument_group("model")
     model.add_argument(
         "--conv",
-        default="gated",
-        help="gated (eq. 4, default) | shared (eq. 3) | edgegated (edge-gated, the bonds' "
-        "states updated by every layer) | none",
+        default="edgegated",
+        help="edgegated (default: gated messages, and bond states that every layer "
+        "updates) | gated (the paper's eq. 4) | shared (eq. 3) | none",
     )
     model.add_argument("--pooling", default="mean", help="mean (default) | max | sum | attention")
     model.add_argument(
-        "--activation", default="softplus", help="softplus (default) | relu | silu | sigmoid | tanh"
+        "--activation",
+        default="silu",
+        help="silu (default) | softplus (the paper's) | relu | sigmoid | tanh",
     )
     model.add_argument("--no-batchnorm", action="store_true", help="leave out the batch norms")
     model.add_argument(
