@@ -319,6 +319,15 @@ def test_interrupted_run_is_redone_and_only_it(tmp_path, monkeypatch):
     with pytest.raises(InputError, match="other settings"):
         cgcnn.compare(data, {"pooling": ["mean"]}, seeds=1, out=out, **{**options, "lr": 1e-2})
     assert len(started) == 1
+    # an option left at its default is checked against what the run recorded, so runs made
+    # when that default was another one are not mixed in either
+    hparams = out / "runs" / "pooling-mean" / "seed0" / "hparams.yaml"
+    assert "conv: edgegated" in hparams.read_text()
+    hparams.write_text(hparams.read_text().replace("conv: edgegated", "conv: gated"))
+    with pytest.raises(InputError, match=r"other settings \(conv\)"):
+        cgcnn.compare(data, {"pooling": ["mean", "sum"]}, seeds=2, out=out, **options)
+    again = cgcnn.compare(data, {"pooling": ["mean"]}, seeds=1, out=out, conv="gated", **options)
+    assert len(started) == 1 and list(again["n"]) == [1]
 
 
 def test_parallel_jobs_and_classification(tmp_path):

@@ -693,17 +693,63 @@ def _validate_runs(configs: list[dict[str, Any]], fixed: Mapping[str, Any]) -> N
             raise InputError("radius", f"must be positive, got {options['radius']}")
 
 
+#: Options that a run's ``hparams.yaml`` records under the same name and meaning.
+_RECORDED = {
+    "model_config": [
+        "conv",
+        "activation",
+        "pooling",
+        "batchnorm",
+        "atom_fea_len",
+        "n_conv",
+        "h_fea_len",
+        "n_h",
+    ],
+    "train_config": [
+        "batch_size",
+        "ema",
+        "epochs",
+        "gradient_clip",
+        "loss",
+        "lr",
+        "momentum",
+        "optim",
+        "patience",
+        "scheduler",
+        "weight_decay",
+    ],
+    "graph_settings": ["radius", "max_neighbors", "grow_radius"],
+    "meta": ["atom_features"],
+}
+
+
+def _recorded_options(run_dir: Path) -> dict[str, Any]:
+    """The settings a finished run was trained with, from its ``hparams.yaml`` (empty if none)."""
+    import yaml
+
+    try:
+        hparams = yaml.safe_load((run_dir / "hparams.yaml").read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return {}
+    recorded = {}
+    for section, names in _RECORDED.items():
+        values = hparams.get(section) or {}
+        recorded.update({k: values[k] for k in names if k in values})
+    return recorded
+
+
 def _check_same(run_dir: Path, identity: Mapping[str, Any]) -> None:
     saved_path = run_dir / "options.json"
     if not saved_path.is_file():
         return
     saved = json.loads(saved_path.read_text())
-    # an option missing on one side (made before the option existed) counts as its default
+    # options.json holds the options given; one left out took the default of its day, which
+    # the run's hparams.yaml records (a default may have changed since); an option that
+    # neither records (made before the option existed) counts as today's default
     defaults = {k: _jsonable(v[2]) for k, v in grid_options().items()}
+    used = {**defaults, **_recorded_options(run_dir), **saved}
     differ = sorted(
-        k
-        for k in set(saved) | set(identity)
-        if saved.get(k, defaults.get(k)) != identity.get(k, defaults.get(k))
+        k for k in set(used) | set(identity) if used.get(k) != identity.get(k, defaults.get(k))
     )
     if differ:
         raise InputError(
