@@ -17,7 +17,8 @@ else but the split and, for classification, ``--task``), with a fixed seed:
   original code aborts on this task ("Exit due to NaN" when a validation batch holds one
   class).
 
-    python benchmarks/bench_accuracy.py perov5              # 5 folds, ~30 min on 2 cores
+    python benchmarks/bench_accuracy.py perov5              # 5 folds, ~22 min on 2 cores
+    python benchmarks/bench_accuracy.py perov5 --folds 10   # ~45 min
     python benchmarks/bench_accuracy.py homework            # ~3 min
     python benchmarks/bench_accuracy.py metal --folds 5
     python benchmarks/bench_accuracy.py perov5 -- --ensemble 3   # extra train options
