@@ -316,6 +316,15 @@ def _add_train_options(train: argparse.ArgumentParser, *, compare: bool = False)
         help="classification: none (default), or balanced: weigh each class by n / (classes x "
         "its count) in the loss, so that a rare class counts as much as a common one",
     )
+    model.add_argument(
+        "--init",
+        metavar="CKPT",
+        help="fine-tune: start from the weights of a trained model, a best.ckpt of cgcnn train "
+        "or an original CGCNN .pth.tar (then give its atom_init.json as --atom-features). Its "
+        "architecture, atom features and graph settings are kept (options left at their "
+        "defaults take its values); the targets are scaled anew, and the output layer starts "
+        "afresh when the task changes",
+    )
 
     split = train.add_argument_group("split (default: 80/10/10 at random, drawn with --seed)")
     split.add_argument("--split", metavar="FILE", help="CSV 'id,split' with train / val / test")
@@ -627,6 +636,7 @@ def _train_kwargs(args: argparse.Namespace) -> dict[str, object]:
         patience=args.patience,
         gradient_clip=args.gradient_clip,
         ema=args.ema,
+        init=args.init,
         accelerator=args.accelerator,
         devices=devices,
         strategy=args.strategy,

@@ -291,6 +291,7 @@ def train(
     gradient_clip: float = 5.0,
     seed: int = 0,
     resume: str | os.PathLike | None = None,
+    init: str | os.PathLike | None = None,
     stop_after: int | None = None,
     # hardware
     accelerator: str = "cpu",
@@ -322,6 +323,12 @@ def train(
     ``ema=d`` (0 < d < 1, default 0.99) validates, keeps and tests an exponential moving
     average of the weights with decay ``d`` per step instead of the weights themselves
     (Lightning's ``EMAWeightAveraging``); 0 turns it off.
+
+    ``init`` starts from a trained model's weights (fine-tuning, :mod:`cgcnn.finetune`): a
+    ``best.ckpt`` of ours, or an original CGCNN ``.pth.tar`` with its ``atom_init.json`` as
+    ``atom_features``.  The checkpoint decides the architecture, the atom features and the
+    graph settings (architecture options left at their defaults take its values; others
+    must agree with it); the targets, their scaling and the task are the new run's.
 
     Returns:
         :class:`TrainResult` with the test metrics and the best checkpoint's path (for an
@@ -357,6 +364,16 @@ def train(
         seed=seed,
         ema=ema,
     )  # checks the settings before anything is featurized or written
+    start = None
+    if init is not None:
+        from cgcnn.finetune import check_architecture, load_start
+
+        start = load_start(init, atom_features)
+        check_architecture(start, options, _train_defaults())
+        # the checkpoint's graphs, whatever the defaults say
+        radius = options["radius"] = start.model.config.radius
+        options["max_neighbors"] = start.max_neighbors
+        options["grow_radius"] = start.grow_radius
     if ensemble > 1:
         return _train_ensemble(data, out, ensemble, options, jobs)
     if accelerator == "cpu":
@@ -371,7 +388,7 @@ def train(
     if len(dataset) < 2:
         raise InputError(str(data), f"has {len(dataset)} crystal(s); training needs more")
 
-    features = resolve_atom_features(atom_features)
+    features = resolve_atom_features(atom_features) if start is None else start.features
     batcher = GraphBatcher(dataset)  # reads every graph once, for all epochs
     require_elements(batcher.elements(), features.known, features.source)
 
@@ -395,34 +412,52 @@ def train(
     k = _n_classes(targets, task, n_classes)
     if classification:
         train_config.class_weights = _class_weights(targets[parts.train, 0], k, class_weight)
-    model_config = CGCNNConfig(
-        atom_input_len=features.dim,
-        atom_fea_len=atom_fea_len,
-        n_conv=n_conv,
-        h_fea_len=h_fea_len,
-        n_h=n_h,
-        conv=conv,
-        pooling=pooling,
-        activation=activation,
-        batchnorm=batchnorm,
+    # what the new run decides, with or without a checkpoint to start from
+    run_config = dict(
         task=task,
         n_targets=1 if classification else targets.shape[1],
         n_classes=k,
         extensive=extensive,
         dropout=0.0 if dropout is None else dropout,
-        radius=radius,
         target_names=names[:1] if classification else names,
         class_names=[str(c) for c in range(k)] if classification else [],
     )
+    if start is None:
+        model_config = CGCNNConfig(
+            atom_input_len=features.dim,
+            atom_fea_len=atom_fea_len,
+            n_conv=n_conv,
+            h_fea_len=h_fea_len,
+            n_h=n_h,
+            conv=conv,
+            pooling=pooling,
+            activation=activation,
+            batchnorm=batchnorm,
+            radius=radius,
+            **run_config,
+        )
+    else:
+        model_config = CGCNNConfig.from_dict({**start.model.config.to_dict(), **run_config})
+    meta = {"atom_features": features.source, "data": str(data)}
+    if init is not None:
+        meta["init"] = str(init)
     module = CGCNNModule(
-        model_config.to_dict(),
-        asdict(train_config),
-        asdict(dataset.settings),
-        {"atom_features": features.source, "data": str(data)},
+        model_config.to_dict(), asdict(train_config), asdict(dataset.settings), meta
     )
     module.model.set_atom_features(
         torch.from_numpy(features.table), torch.from_numpy(features.known)
     )
+    if start is not None:
+        from cgcnn.finetune import copy_weights
+
+        fresh = copy_weights(module.model, start.model)
+        if progress and resume is None:
+            print(
+                f"starting from {init}"
+                + (f"; new weights: {', '.join(fresh)}" if fresh else "; every weight copied"),
+                file=sys.stderr,
+                flush=True,
+            )
     _fit_transforms(module.model, dataset, parts.train)
 
     batcher.expand_edges(module.model.gaussian)
@@ -477,6 +512,17 @@ def train(
     if plots:
         _learning_curve(out)
     return TrainResult(out, metrics, best)
+
+
+def _train_defaults() -> dict[str, Any]:
+    """:func:`train`'s default for each option."""
+    import inspect
+
+    return {
+        name: parameter.default
+        for name, parameter in inspect.signature(train).parameters.items()
+        if parameter.default is not inspect.Parameter.empty
+    }
 
 
 def _train_member(task: tuple[Any, Path, int, dict[str, Any]]) -> TrainResult:

@@ -1,0 +1,198 @@
+"""Start a training run from a trained model's weights (fine-tuning, ``--init``).
+
+A model trained on a large data set (the original CGCNN's formation-energy model was trained
+on 28,046 Materials Project crystals) has learnt atom and bond representations that a small
+data set cannot teach.  :func:`load_start` reads such a model, ours (``best.ckpt``) or the
+original CGCNN's (``*.pth.tar``), and :func:`copy_weights` copies its weights into the
+model of a new run, which then trains on the new data as usual.
+
+What comes from the checkpoint and what from the new run:
+
+- the checkpoint: the architecture (convolution, widths, depth, activation, pooling, batch
+  norms, Gaussian expansion), the atom feature table and the graph settings (cutoff,
+  neighbours), since the weights only make sense with them;
+- the new run: the task, the targets and their scaling (refit on the new training split),
+  and dropout.  The output layer is copied only when the task and its width are unchanged;
+  otherwise it starts from random weights.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cgcnn.elements import AtomFeatures, resolve_atom_features
+from cgcnn.errors import InputError
+from cgcnn.nn.model import CGCNN
+
+#: train() options that the checkpoint decides (its architecture and graph settings),
+#: with the name of the model's config field they must agree with
+ARCHITECTURE_OPTIONS: dict[str, str] = {
+    "atom_fea_len": "atom_fea_len",
+    "n_conv": "n_conv",
+    "h_fea_len": "h_fea_len",
+    "n_h": "n_h",
+    "conv": "conv",
+    "pooling": "pooling",
+    "activation": "activation",
+    "batchnorm": "batchnorm",
+    "radius": "radius",
+}
+
+#: buffers that the new run sets itself: the feature table (taken from the checkpoint
+#: separately) and the target transforms (refit on the new training split)
+_OWN_BUFFERS = frozenset(
+    {"atom_table", "atom_known", "target_mean", "target_std", "ref_coef", "ref_bias"}
+)
+
+
+@dataclass
+class StartModel:
+    """A trained model to start from.
+
+    Attributes:
+        model: the trained model.
+        features: its atom feature table.
+        max_neighbors: the neighbours per atom of its graphs.
+        grow_radius: whether its graphs widened the cutoff per structure.
+        source: the checkpoint's path, for messages.
+    """
+
+    model: CGCNN
+    features: AtomFeatures
+    max_neighbors: int
+    grow_radius: bool
+    source: str
+
+
+def load_start(
+    init: str | os.PathLike, atom_features: str | os.PathLike | AtomFeatures | None
+) -> StartModel:
+    """Read the checkpoint that ``--init`` names.
+
+    Args:
+        init: ``best.ckpt`` / ``last.ckpt`` of ``cgcnn train`` (one model: for an ensemble,
+            a member's ``memberK/best.ckpt``), or an original CGCNN ``.pth.tar``.
+        atom_features: for an original checkpoint, the ``atom_init.json`` it was trained
+            with (required); for ours, left at the default (the checkpoint holds its table).
+
+    Raises:
+        InputError: a missing or unreadable file, an ensemble listing, or atom features
+            given where the checkpoint decides them (or missing where it needs them).
+    """
+    from cgcnn.compat import is_original_checkpoint
+    from cgcnn.prediction import load
+
+    path = Path(init)
+    source = str(path)
+    if path.suffix == ".json" and path.is_file():
+        raise InputError(
+            source,
+            "is an ensemble listing; start from one model, e.g. its member0/best.ckpt",
+        )
+    if not path.is_file():
+        raise InputError(source, "no such checkpoint file")
+    if is_original_checkpoint(path):
+        if not _names_a_file(atom_features):
+            raise InputError(
+                source,
+                "is an original CGCNN checkpoint: give the atom_init.json it was trained with "
+                "as --atom-features FILE",
+            )
+        features = resolve_atom_features(atom_features)
+        model, _ = load(path, features)
+        # the original's graphs: 12 nearest neighbours within the cutoff
+        return StartModel(model, features, 12, False, source)
+    if atom_features is not None and atom_features != _DEFAULT_FEATURES:
+        raise InputError(
+            "--atom-features",
+            f"the atom features come from the --init checkpoint {source}; leave it out",
+        )
+    model, info = load(path)
+    settings = info["graph_settings"]
+    features = AtomFeatures(
+        model.atom_table.numpy(),
+        model.atom_known.numpy(),
+        str(info["meta"].get("atom_features", source)),
+    )
+    return StartModel(
+        model,
+        features,
+        int(settings.get("max_neighbors", 12)),
+        bool(settings.get("grow_radius", False)),
+        source,
+    )
+
+
+#: train()'s default atom features (a checkpoint of ours replaces them)
+_DEFAULT_FEATURES = "cgcnn92+onehot"
+
+
+def _names_a_file(spec: Any) -> bool:
+    return isinstance(spec, str | os.PathLike) and Path(spec).is_file()
+
+
+def check_architecture(start: StartModel, given: dict[str, Any], defaults: dict[str, Any]) -> None:
+    """Refuse an architecture option that contradicts the checkpoint.
+
+    An option left at its default takes the checkpoint's value silently; one set to
+    something else than both the default and the checkpoint's value is an error, since
+    the weights cannot be used with it.
+
+    Args:
+        given: train()'s options as called.
+        defaults: train()'s defaults.
+    """
+    config = start.model.config
+    wanted = {name: getattr(config, field) for name, field in ARCHITECTURE_OPTIONS.items()}
+    wanted["max_neighbors"] = start.max_neighbors
+    wanted["grow_radius"] = start.grow_radius
+    for name, value in wanted.items():
+        if given[name] != defaults[name] and not _same(given[name], value):
+            raise InputError(
+                f"--{name.replace('_', '-')}",
+                f"is {given[name]!r} but the --init checkpoint {start.source} was built with "
+                f"{value!r}; leave it out to use the checkpoint's",
+            )
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, float) or isinstance(b, float):
+        return abs(float(a) - float(b)) < 1e-9
+    return a == b
+
+
+def copy_weights(model: CGCNN, start: CGCNN) -> list[str]:
+    """Copy ``start``'s weights into ``model`` wherever name and shape agree.
+
+    The output layer is copied only when the task is the same (a regression output and a
+    classification logit of the same width mean different things).  The feature table
+    and the target transforms are left alone (see :data:`_OWN_BUFFERS`).
+
+    Returns:
+        The names of the weights left at their fresh initialisation, e.g.
+        ``["fc_out.weight", "fc_out.bias"]``.
+    """
+    own = model.state_dict()
+    theirs = start.state_dict()
+    same_task = model.config.task == start.config.task
+    copied: dict[str, torch.Tensor] = {}
+    fresh: list[str] = []
+    for name, value in own.items():
+        if name in _OWN_BUFFERS:
+            continue
+        other = theirs.get(name)
+        if (
+            other is None
+            or other.shape != value.shape
+            or (name.startswith("fc_out.") and not same_task)
+        ):
+            fresh.append(name)
+            continue
+        copied[name] = other
+    model.load_state_dict(copied, strict=False)
+    return fresh
