@@ -357,7 +357,12 @@ def _add_train_options(train: argparse.ArgumentParser, *, compare: bool = False)
         metavar="EPOCH",
         help="epochs where multistep divides the learning rate by 10 (default 100)",
     )
-    opt.add_argument("--loss", default="huber", help="huber (default) | mse | l1 (regression)")
+    opt.add_argument(
+        "--loss",
+        default="l1",
+        help="l1 (default: the MAE itself) | huber (δ = 1 standard deviation) | mse "
+        "(regression; on standardised targets)",
+    )
     opt.add_argument(
         "--patience",
         type=int,

@@ -58,7 +58,7 @@ class TrainConfig:
     weight_decay: float = 1e-2
     scheduler: str = "cosine"
     lr_milestones: list[int] = field(default_factory=lambda: [100])
-    loss: str = "huber"
+    loss: str = "l1"
     patience: int = 30
     gradient_clip: float = 5.0
     seed: int = 0
@@ -286,7 +286,7 @@ def train(
     weight_decay: float = 1e-2,
     scheduler: str = "cosine",
     lr_milestones: list[int] | None = None,
-    loss: str = "huber",
+    loss: str = "l1",
     patience: int = 30,
     gradient_clip: float = 5.0,
     seed: int = 0,
