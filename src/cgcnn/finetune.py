@@ -60,6 +60,7 @@ class StartModel:
         max_neighbors: the neighbours per atom of its graphs.
         grow_radius: whether its graphs widened the cutoff per structure.
         source: the checkpoint's path, for messages.
+        original: an original CGCNN checkpoint (its atom features come from the user).
     """
 
     model: CGCNN
@@ -67,6 +68,7 @@ class StartModel:
     max_neighbors: int
     grow_radius: bool
     source: str
+    original: bool = False
 
 
 def load_start(
@@ -78,11 +80,12 @@ def load_start(
         init: ``best.ckpt`` / ``last.ckpt`` of ``cgcnn train`` (one model: for an ensemble,
             a member's ``memberK/best.ckpt``), or an original CGCNN ``.pth.tar``.
         atom_features: for an original checkpoint, the ``atom_init.json`` it was trained
-            with (required); for ours, left at the default (the checkpoint holds its table).
+            with (required); ignored for ours, which hold their table (see
+            :func:`check_architecture`).
 
     Raises:
-        InputError: a missing or unreadable file, an ensemble listing, or atom features
-            given where the checkpoint decides them (or missing where it needs them).
+        InputError: a missing or unreadable file, an ensemble listing, or an original
+            checkpoint without its ``atom_init.json``.
     """
     from cgcnn.compat import is_original_checkpoint
     from cgcnn.prediction import load
@@ -106,12 +109,7 @@ def load_start(
         features = resolve_atom_features(atom_features)
         model, _ = load(path, features)
         # the original's graphs: 12 nearest neighbours within the cutoff
-        return StartModel(model, features, 12, False, source)
-    if atom_features is not None and atom_features != _DEFAULT_FEATURES:
-        raise InputError(
-            "--atom-features",
-            f"the atom features come from the --init checkpoint {source}; leave it out",
-        )
+        return StartModel(model, features, 12, False, source, original=True)
     model, info = load(path)
     settings = info["graph_settings"]
     features = AtomFeatures(
@@ -128,10 +126,6 @@ def load_start(
     )
 
 
-#: train()'s default atom features (a checkpoint of ours replaces them)
-_DEFAULT_FEATURES = "cgcnn92+onehot"
-
-
 def _names_a_file(spec: Any) -> bool:
     return isinstance(spec, str | os.PathLike) and Path(spec).is_file()
 
@@ -141,12 +135,18 @@ def check_architecture(start: StartModel, given: dict[str, Any], defaults: dict[
 
     An option left at its default takes the checkpoint's value silently; one set to
     something else than both the default and the checkpoint's value is an error, since
-    the weights cannot be used with it.
+    the weights cannot be used with it.  So are atom features given with a checkpoint of
+    ours, which holds its own table.
 
     Args:
         given: train()'s options as called.
         defaults: train()'s defaults.
     """
+    if not start.original and given["atom_features"] != defaults["atom_features"]:
+        raise InputError(
+            "--atom-features",
+            f"the atom features come from the --init checkpoint {start.source}; leave it out",
+        )
     config = start.model.config
     wanted = {name: getattr(config, field) for name, field in ARCHITECTURE_OPTIONS.items()}
     wanted["max_neighbors"] = start.max_neighbors
