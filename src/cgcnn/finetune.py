@@ -19,7 +19,7 @@ What comes from the checkpoint and what from the new run:
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,21 +27,21 @@ import torch
 
 from cgcnn.elements import AtomFeatures, resolve_atom_features
 from cgcnn.errors import InputError
+from cgcnn.graph import GraphSettings
 from cgcnn.nn.model import CGCNN
 
-#: train() options that the checkpoint decides (its architecture and graph settings),
-#: with the name of the model's config field they must agree with
-ARCHITECTURE_OPTIONS: dict[str, str] = {
-    "atom_fea_len": "atom_fea_len",
-    "n_conv": "n_conv",
-    "h_fea_len": "h_fea_len",
-    "n_h": "n_h",
-    "conv": "conv",
-    "pooling": "pooling",
-    "activation": "activation",
-    "batchnorm": "batchnorm",
-    "radius": "radius",
-}
+#: train() options that the checkpoint's model config decides (same names as its fields)
+ARCHITECTURE_OPTIONS = (
+    "atom_fea_len",
+    "n_conv",
+    "h_fea_len",
+    "n_h",
+    "conv",
+    "pooling",
+    "activation",
+    "batchnorm",
+    "radius",
+)
 
 #: buffers that the new run sets itself: the feature table (taken from the checkpoint
 #: separately) and the target transforms (refit on the new training split)
@@ -111,7 +111,7 @@ def load_start(
         # the original's graphs: 12 nearest neighbours within the cutoff
         return StartModel(model, features, 12, False, source, original=True)
     model, info = load(path)
-    settings = info["graph_settings"]
+    settings = {**asdict(GraphSettings()), **info["graph_settings"]}
     features = AtomFeatures(
         model.atom_table.numpy(),
         model.atom_known.numpy(),
@@ -120,8 +120,8 @@ def load_start(
     return StartModel(
         model,
         features,
-        int(settings.get("max_neighbors", 12)),
-        bool(settings.get("grow_radius", False)),
+        int(settings["max_neighbors"]),
+        bool(settings["grow_radius"]),
         source,
     )
 
@@ -148,7 +148,7 @@ def check_architecture(start: StartModel, given: dict[str, Any], defaults: dict[
             f"the atom features come from the --init checkpoint {start.source}; leave it out",
         )
     config = start.model.config
-    wanted = {name: getattr(config, field) for name, field in ARCHITECTURE_OPTIONS.items()}
+    wanted = {name: getattr(config, name) for name in ARCHITECTURE_OPTIONS}
     wanted["max_neighbors"] = start.max_neighbors
     wanted["grow_radius"] = start.grow_radius
     for name, value in wanted.items():

@@ -371,7 +371,7 @@ def train(
         start = load_start(init, atom_features)
         check_architecture(start, options, _train_defaults())
         # the checkpoint's graphs, whatever the defaults say
-        radius = options["radius"] = start.model.config.radius
+        options["radius"] = start.model.config.radius
         options["max_neighbors"] = start.max_neighbors
         options["grow_radius"] = start.grow_radius
     if ensemble > 1:
