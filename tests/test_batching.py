@@ -7,7 +7,13 @@ import pytest
 import torch
 from torch_geometric.data import Batch
 
-from cgcnn.batching import GraphBatcher, IndexDataset, _ranges, merge_duplicate_edges
+from cgcnn.batching import (
+    GraphBatcher,
+    GraphSubset,
+    IndexDataset,
+    _ranges,
+    merge_duplicate_edges,
+)
 from cgcnn.dataset import CrystalGraphDataset
 from conftest import make_cif, write_cgcnn_folder
 
@@ -153,3 +159,40 @@ def test_model_on_merged_edges_equals_the_model_on_all_edges(dataset, conv):
     model.eval(), twin.eval()
     with torch.no_grad():
         torch.testing.assert_close(model(merged), twin(plain), rtol=1e-5, atol=1e-5)
+
+
+def test_a_subset_packs_only_its_own_crystals_in_its_order(dataset):
+    order = [6, 0, 7, 3]
+    subset = GraphSubset(dataset, order)
+    assert len(subset) == 4
+    np.testing.assert_array_equal(subset.targets, dataset.targets[order])
+    ours = GraphBatcher(subset, packed=True, merge_edges=False)
+    assert ours.node_ptr[-1] == sum(dataset.graph(k).num_atoms for k in order)
+    batch, reference = ours([0, 1, 2, 3]), Batch.from_data_list([dataset[k] for k in order])
+    for field in FIELDS:
+        torch.testing.assert_close(getattr(batch, field), getattr(reference, field))
+    expected = np.unique(np.concatenate([dataset.graph(k).atomic_numbers for k in order]))
+    np.testing.assert_array_equal(subset.elements(), expected)
+    np.testing.assert_array_equal(GraphBatcher(subset, packed=True).elements(), expected)
+
+
+@pytest.mark.parametrize("conv", ["gated", "edgegated"])
+def test_predict_dataset_batches_like_pyg_loader(dataset, conv):
+    from torch.utils.data import Subset
+    from torch_geometric.loader import DataLoader
+
+    from cgcnn.nn.model import CGCNN, CGCNNConfig
+    from cgcnn.prediction import predict_dataset
+
+    torch.manual_seed(0)
+    model = CGCNN(CGCNNConfig(atom_input_len=92, atom_fea_len=16, h_fea_len=16, conv=conv))
+    model.atom_table.normal_()
+    model.eval()
+    for data in (dataset, Subset(dataset, [5, 7, 0, 2])):
+        items = [data[k] for k in range(len(data))]  # plain Data items: PyG's loader
+        with torch.no_grad():
+            reference = torch.cat([model.predict(b) for b in DataLoader(items, batch_size=3)])
+        ours = predict_dataset(model, data, batch_size=3)
+        assert ours.shape == (len(data), 1)
+        np.testing.assert_allclose(ours, reference.numpy(), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(predict_dataset(model, items), ours, rtol=1e-5, atol=1e-5)

@@ -167,11 +167,11 @@ def test_store_survives_pickling(cache_dir):
     assert clone.count() == 1
 
 
-def test_items_kept_in_memory_or_not(tmp_path, cache_dir):
+def test_items_are_built_fresh_from_the_cache(tmp_path, cache_dir):
     cifs = {f"c{k}": make_cif(a=3.8 + 0.02 * k) for k in range(3)}
     folder = write_cgcnn_folder(tmp_path / "d", cifs)
-    kept = CrystalGraphDataset(folder, cache_dir=cache_dir, progress=False)
-    assert kept[1] is kept[1]
-    fresh = CrystalGraphDataset(folder, cache_dir=cache_dir, progress=False, in_memory=False)
-    assert fresh[1] is not fresh[1]
-    torch.testing.assert_close(kept[1].distances, fresh[1].distances)
+    ds = CrystalGraphDataset(folder, cache_dir=cache_dir, progress=False)
+    first, again = ds[1], ds[1]
+    assert first is not again  # nothing is held per item
+    torch.testing.assert_close(first.distances, again.distances)
+    np.testing.assert_array_equal(first.distances.numpy(), ds.graph(1).distances)

