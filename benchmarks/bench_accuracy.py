@@ -164,6 +164,41 @@ def summarise(task: str, results: list[dict], key: str, out: Path) -> dict:
     return summary
 
 
+def spread_calibration(out: Path, folds: int) -> dict | None:
+    """How the ensemble's ``uncertainty`` column (the members' spread) relates to the error,
+    over the out-of-fold test predictions of a regression cross-validation (None with one
+    member): the mean |error| / mean spread, the share of errors within 1 and 3 spreads,
+    the MAE of the fifth of crystals with the smallest and the largest spread, and the
+    Spearman rank correlation of spread and |error|."""
+    tables = [
+        np.genfromtxt(out / f"fold{k}" / "test_results.csv", delimiter=",", names=True)
+        for k in range(folds)
+    ]
+    if "uncertainty" not in (tables[0].dtype.names or ()):
+        return None
+    error = np.concatenate([np.abs(t["target"] - t["prediction"]) for t in tables])
+    spread = np.concatenate([t["uncertainty"] for t in tables])
+    order = np.argsort(spread)
+    fifth = len(order) // 5
+    ranks = [np.argsort(np.argsort(v)) for v in (spread, error)]
+    result = {
+        "error_over_spread": float(error.mean() / spread.mean()),
+        "within_1_spread": float(np.mean(error <= spread)),
+        "within_3_spreads": float(np.mean(error <= 3 * spread)),
+        "mae_smallest_fifth": float(error[order[:fifth]].mean()),
+        "mae_largest_fifth": float(error[order[-fifth:]].mean()),
+        "spearman": float(np.corrcoef(*ranks)[0, 1]),
+    }
+    print(
+        "ensemble spread (the uncertainty column) against the error, out of fold: mean |error| "
+        f"= {result['error_over_spread']:.2f} x mean spread; {result['within_1_spread']:.0%} "
+        f"within 1 spread, {result['within_3_spreads']:.0%} within 3; MAE "
+        f"{result['mae_smallest_fifth']:.4f} for the fifth with the smallest spread, "
+        f"{result['mae_largest_fifth']:.4f} for the largest; Spearman {result['spearman']:.2f}"
+    )
+    return result
+
+
 def split_train_options(argv: list[str] | None) -> tuple[list[str], list[str]]:
     """(this script's arguments, extra ``cgcnn train`` options after a ``--``)."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -193,7 +228,11 @@ def main(argv: list[str] | None = None) -> int:
             values = np.array([float(r["heat_ref"]) for r in rows])
             options = ["--target", "heat_ref", *extra]
             results = cross_validate(PEROV5, ids, values, args.folds, out, options)
-            summarise(task, results, "test_mae", out)
+            summary = summarise(task, results, "test_mae", out)
+            calibration = spread_calibration(out, args.folds)
+            if calibration is not None:
+                summary["uncertainty"] = calibration
+                (out / f"{task}-summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         elif task == "homework":
             options = ["--split", str(HOMEWORK_SPLIT), "--extensive", *extra]
             metrics = train(HOMEWORK, out / "run", options)
