@@ -339,6 +339,18 @@ def test_ensemble_is_the_mean_of_its_members_with_their_spread(tmp_path):
         with open(path, newline="") as handle:
             return list(csv.DictReader(handle))
 
+    # the spread's scale: the validation errors' RMS over the validation spread's RMS
+    val = [rows(out / f"member{k}" / "val_results.csv") for k in range(3)]
+    assert len(val[0]) == result.metrics["n_val"] > 0
+    val_values = np.array([[float(r["prediction"]) for r in m] for m in val])  # (K, n_val)
+    val_errors = val_values.mean(axis=0) - np.array([float(r["target"]) for r in val[0]])
+    val_spread = val_values.std(axis=0, ddof=1)
+    scale = np.sqrt(np.mean(val_errors**2) / np.mean(val_spread**2))
+    assert json.loads((out / "ensemble.json").read_text())["uncertainty_scale"] == pytest.approx(
+        [scale], rel=1e-6
+    )
+    assert result.metrics["uncertainty_scale"] == pytest.approx([scale], rel=1e-6)
+
     ours = rows(out / "test_results.csv")
     assert list(ours[0]) == ["id", "target", "prediction", "uncertainty"]
     per_member = [rows(out / f"member{k}" / "test_results.csv") for k in range(3)]
@@ -346,7 +358,7 @@ def test_ensemble_is_the_mean_of_its_members_with_their_spread(tmp_path):
         values = [float(m[k]["prediction"]) for m in per_member]
         assert {m[k]["id"] for m in per_member} == {row["id"]}  # one split for all
         assert float(row["prediction"]) == pytest.approx(np.mean(values), rel=1e-9)
-        assert float(row["uncertainty"]) == pytest.approx(np.std(values, ddof=1), rel=1e-9)
+        assert float(row["uncertainty"]) == pytest.approx(scale * np.std(values, ddof=1), rel=1e-6)
     # members differ (seeds 0, 1, 2), so the spread is not zero
     assert max(float(r["uncertainty"]) for r in ours) > 0
     errors = [abs(float(r["target"]) - float(r["prediction"])) for r in ours]
@@ -363,6 +375,24 @@ def test_ensemble_is_the_mean_of_its_members_with_their_spread(tmp_path):
         assert float(predicted[row["id"]]["uncertainty"]) == pytest.approx(
             float(row["uncertainty"]), abs=1e-5
         )
+
+    # an ensemble.json without a scale (written before there was one) gives the raw spread;
+    # a scale that does not fit the members is refused
+    listing = json.loads((out / "ensemble.json").read_text())
+    scale_written = listing.pop("uncertainty_scale")
+    (out / "ensemble.json").write_text(json.dumps(listing))
+    predict(
+        out / "ensemble.json", shared("sample-regression"), tmp_path / "raw.csv", progress=False
+    )
+    raw = {r["id"]: r for r in rows(tmp_path / "raw.csv")}
+    for row in ours:
+        assert float(raw[row["id"]]["uncertainty"]) * scale_written[0] == pytest.approx(
+            float(row["uncertainty"]), rel=1e-4, abs=1e-6
+        )
+    for bad in ([1.0, 2.0], "two"):
+        (out / "ensemble.json").write_text(json.dumps({**listing, "uncertainty_scale": bad}))
+        with pytest.raises(InputError, match="uncertainty.scale"):
+            predict(out / "ensemble.json", shared("sample-regression"), tmp_path / "x.csv")
 
 
 def test_ensemble_classification_and_bad_values(tmp_path):

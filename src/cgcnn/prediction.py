@@ -129,17 +129,22 @@ def evaluate(
     dataset: Any,
     results_csv: str | os.PathLike,
     plots_dir: str | os.PathLike | None = None,
+    uncertainty_scale: list[float] | None = None,
 ) -> dict[str, float]:
     """Predict ``dataset``, write ``results_csv`` and return metrics (when targets exist).
 
     ``model`` may be a list of models (an ensemble): the prediction is their mean, and an
-    ``uncertainty`` column holds their spread (see :func:`ensemble_mean`).
+    ``uncertainty`` column holds their spread (see :func:`ensemble_mean`), times
+    ``uncertainty_scale`` (one factor per target, see
+    :func:`cgcnn.training.uncertainty_scale`) when given.
     """
     models = model if isinstance(model, list) else [model]
     config = models[0].config
     predictions, spread = ensemble_mean(
         [predict_dataset(m, dataset) for m in models], config.task == "classification"
     )
+    if spread is not None and uncertainty_scale is not None:
+        spread = spread * np.asarray(uncertainty_scale)
     ids = [str(rid) for rid in _column_of(dataset, "ids")]
     targets = _column_of(dataset, "targets")
     write_results(results_csv, config, ids, predictions, targets, spread)
@@ -301,7 +306,14 @@ def predict(
             f"has {dataset.targets.shape[1]} target column(s) but the model predicts {expected}; "
             "choose them with --target",
         )
-    return evaluate([m for m, _ in loaded], dataset, out)
+    scale = ensemble_scale(checkpoint)
+    if scale is not None and (model.config.task != "regression" or len(scale) != expected):
+        raise InputError(
+            str(checkpoint),
+            f"has {len(scale)} uncertainty scale(s), but its members predict {expected} "
+            f"{model.config.task} target(s)",
+        )
+    return evaluate([m for m, _ in loaded], dataset, out, uncertainty_scale=scale)
 
 
 def ensemble_members(checkpoint: str | os.PathLike) -> list[Path]:
@@ -320,6 +332,20 @@ def ensemble_members(checkpoint: str | os.PathLike) -> list[Path]:
     if not members:
         raise InputError(str(path), "lists no member checkpoints")
     return members
+
+
+def ensemble_scale(checkpoint: str | os.PathLike) -> list[float] | None:
+    """The ``uncertainty_scale`` an ``ensemble.json`` records (regression ensembles trained
+    with a validation split), else None: the spread is then written unscaled."""
+    path = Path(checkpoint)
+    if path.suffix != ".json":
+        return None
+    scale = json.loads(path.read_text()).get("uncertainty_scale")
+    if scale is None:
+        return None
+    if not isinstance(scale, list) or not all(isinstance(v, int | float) for v in scale):
+        raise InputError(str(path), "has an 'uncertainty_scale' that is not a list of numbers")
+    return [float(v) for v in scale]
 
 
 def _predict_original(
