@@ -137,7 +137,9 @@ def cross_validate(
     return results
 
 
-def summarise(task: str, results: list[dict], key: str, out: Path) -> dict:
+def summarise(
+    task: str, results: list[dict], key: str, out: Path, extra: dict | None = None
+) -> dict:
     values = [r[key] for r in results]
     seconds = [wall_seconds(r) for r in results]
     summary = {
@@ -154,6 +156,7 @@ def summarise(task: str, results: list[dict], key: str, out: Path) -> dict:
     }
     if "mean_predictor_mae" in results[0]:
         summary["mean_predictor_mae"] = statistics.fmean(r["mean_predictor_mae"] for r in results)
+    summary.update(extra or {})
     (out / f"{task}-summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     spread = f" ± {summary['std']:.4f} (std over {len(values)})" if len(values) > 1 else ""
     median, longest = summary["train_seconds_median"], summary["train_seconds_max"]
@@ -231,11 +234,9 @@ def main(argv: list[str] | None = None) -> int:
             values = np.array([float(r["heat_ref"]) for r in rows])
             options = ["--target", "heat_ref", *extra]
             results = cross_validate(PEROV5, ids, values, args.folds, out, options)
-            summary = summarise(task, results, "test_mae", out)
             calibration = spread_calibration(out, args.folds)
-            if calibration is not None:
-                summary["uncertainty"] = calibration
-                (out / f"{task}-summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+            extra = {"uncertainty": calibration} if calibration is not None else None
+            summarise(task, results, "test_mae", out, extra)
         elif task == "homework":
             options = ["--split", str(HOMEWORK_SPLIT), "--extensive", *extra]
             metrics = train(HOMEWORK, out / "run", options)

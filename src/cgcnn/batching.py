@@ -71,10 +71,9 @@ class GraphSubset:
         return self.dataset.graph(int(self.indices[index]))
 
     def elements(self) -> np.ndarray:
-        found: set[int] = set()
-        for k in range(len(self)):
-            found.update(np.unique(self.graph(k).atomic_numbers).tolist())
-        return np.array(sorted(found), dtype=np.int64)
+        from cgcnn.dataset import distinct_elements
+
+        return distinct_elements(self)
 
 
 def merge_duplicate_edges(

@@ -106,10 +106,7 @@ class CrystalGraphDataset(Dataset):
     def elements(self) -> np.ndarray:
         """(K,) sorted distinct atomic numbers of all crystals (read once, then kept)."""
         if self._elements is None:
-            found: set[int] = set()
-            for k in range(len(self)):
-                found.update(np.unique(self.graph(k).atomic_numbers).tolist())
-            self._elements = np.array(sorted(found), dtype=np.int64)
+            self._elements = distinct_elements(self)
         return self._elements
 
     def graph(self, index: int) -> CrystalGraph:
@@ -128,6 +125,15 @@ class CrystalGraphDataset(Dataset):
             f"{type(self).__name__}({len(self)} crystals, {t}, radius={self.settings.radius:g}, "
             f"max_neighbors={self.settings.max_neighbors})"
         )
+
+
+def distinct_elements(graphs) -> np.ndarray:
+    """(K,) sorted distinct atomic numbers of ``graphs`` (anything with ``len`` and
+    ``graph(k)``), read graph by graph."""
+    found: set[int] = set()
+    for k in range(len(graphs)):
+        found.update(np.unique(graphs.graph(k).atomic_numbers).tolist())
+    return np.array(sorted(found), dtype=np.int64)
 
 
 def _stack_targets(targets: list[tuple[float, ...] | None]) -> np.ndarray | None:

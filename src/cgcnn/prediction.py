@@ -103,11 +103,17 @@ def predict_dataset(model: CGCNN, dataset: Any, batch_size: int = 256) -> np.nda
     return torch.cat(chunks).numpy() if chunks else np.zeros((0, model.config.n_outputs))
 
 
-def ensemble_mean(member_predictions: list[np.ndarray], classification: bool):
+def ensemble_mean(
+    member_predictions: list[np.ndarray],
+    classification: bool,
+    scale: list[float] | None = None,
+):
     """Mean of an ensemble's predictions and their spread.
 
     Args:
         member_predictions: K arrays (n, T) of physical predictions or (n, C) probabilities.
+        scale: regression only: one factor per target multiplying the spread (see
+            :func:`cgcnn.training.uncertainty_scale`).
 
     Returns:
         (mean (n, T|C), spread): regression: (n, T) standard deviations over the members;
@@ -121,6 +127,8 @@ def ensemble_mean(member_predictions: list[np.ndarray], classification: bool):
     spread = stacked.std(axis=0, ddof=1)
     if classification:
         spread = np.take_along_axis(spread, mean.argmax(axis=1)[:, None], axis=1)[:, 0]
+    elif scale is not None:
+        spread = spread * np.asarray(scale)
     return mean, spread
 
 
@@ -141,10 +149,10 @@ def evaluate(
     models = model if isinstance(model, list) else [model]
     config = models[0].config
     predictions, spread = ensemble_mean(
-        [predict_dataset(m, dataset) for m in models], config.task == "classification"
+        [predict_dataset(m, dataset) for m in models],
+        config.task == "classification",
+        uncertainty_scale,
     )
-    if spread is not None and uncertainty_scale is not None:
-        spread = spread * np.asarray(uncertainty_scale)
     ids = [str(rid) for rid in _column_of(dataset, "ids")]
     targets = _column_of(dataset, "targets")
     write_results(results_csv, config, ids, predictions, targets, spread)
@@ -276,9 +284,16 @@ def predict(
         return _predict_original(checkpoint, data, out, atom_init)
     from cgcnn.dataset import CrystalGraphDataset
 
-    members = ensemble_members(checkpoint)
+    members, scale = read_ensemble(checkpoint)
     loaded = [load(path) for path in members]
     model, info = loaded[0]
+    expected = 1 if model.config.task == "classification" else model.config.n_targets
+    if scale is not None and (model.config.task != "regression" or len(scale) != expected):
+        raise InputError(
+            str(checkpoint),
+            f"has {len(scale)} uncertainty scale(s), but its members predict {expected} "
+            f"{model.config.task} target(s)",
+        )
     settings = info["graph_settings"]
     dataset = CrystalGraphDataset(
         data,
@@ -299,53 +314,42 @@ def predict(
     require_elements(
         dataset.elements(), model.atom_known.numpy(), f"{checkpoint} (its atom feature table)"
     )
-    expected = 1 if model.config.task == "classification" else model.config.n_targets
     if dataset.targets is not None and dataset.targets.shape[1] != expected:
         raise InputError(
             str(data),
             f"has {dataset.targets.shape[1]} target column(s) but the model predicts {expected}; "
             "choose them with --target",
         )
-    scale = ensemble_scale(checkpoint)
-    if scale is not None and (model.config.task != "regression" or len(scale) != expected):
-        raise InputError(
-            str(checkpoint),
-            f"has {len(scale)} uncertainty scale(s), but its members predict {expected} "
-            f"{model.config.task} target(s)",
-        )
     return evaluate([m for m, _ in loaded], dataset, out, uncertainty_scale=scale)
 
 
-def ensemble_members(checkpoint: str | os.PathLike) -> list[Path]:
-    """The checkpoints behind ``checkpoint``: itself, or the members an ``ensemble.json``
-    (written by ``cgcnn train --ensemble K``) lists, relative to its folder."""
+def read_ensemble(checkpoint: str | os.PathLike) -> tuple[list[Path], list[float] | None]:
+    """The checkpoints behind ``checkpoint`` and the scale of their spread.
+
+    A single checkpoint is itself, unscaled.  An ``ensemble.json`` (written by ``cgcnn train
+    --ensemble K``) lists its members relative to its folder and, for a regression ensemble
+    trained with a validation split, their ``uncertainty_scale`` (one factor per target,
+    see :func:`cgcnn.training.uncertainty_scale`); without one the spread stays unscaled.
+    """
     path = Path(checkpoint)
     if path.suffix != ".json":
-        return [path]
+        return [path], None
     if not path.is_file():
         raise InputError(str(path), "no such ensemble file")
     try:
-        listed = json.loads(path.read_text())["members"]
+        listing = json.loads(path.read_text())
+        listed = listing["members"]
     except (ValueError, KeyError, TypeError):
         raise InputError(str(path), "is not an ensemble file (no 'members' list)") from None
     members = [path.parent / member for member in listed]
     if not members:
         raise InputError(str(path), "lists no member checkpoints")
-    return members
-
-
-def ensemble_scale(checkpoint: str | os.PathLike) -> list[float] | None:
-    """The ``uncertainty_scale`` an ``ensemble.json`` records (regression ensembles trained
-    with a validation split), else None: the spread is then written unscaled."""
-    path = Path(checkpoint)
-    if path.suffix != ".json":
-        return None
-    scale = json.loads(path.read_text()).get("uncertainty_scale")
+    scale = listing.get("uncertainty_scale")
     if scale is None:
-        return None
+        return members, None
     if not isinstance(scale, list) or not all(isinstance(v, int | float) for v in scale):
         raise InputError(str(path), "has an 'uncertainty_scale' that is not a list of numbers")
-    return [float(v) for v in scale]
+    return members, [float(v) for v in scale]
 
 
 def _predict_original(

@@ -684,9 +684,7 @@ def _ensemble_results(
 
     classification = config.task == "classification"
     member_values, targets = _member_columns(results, classification)
-    mean, spread = ensemble_mean(member_values, classification)
-    if scale is not None and spread is not None:
-        spread = spread * np.asarray(scale)
+    mean, spread = ensemble_mean(member_values, classification, scale)
     write_results(out / "test_results.csv", config, results[0]["id"], mean, targets, spread)
     metrics = _metrics(config, mean, targets, out if plots else None)
     return {f"test_{name}": value for name, value in metrics.items()}
