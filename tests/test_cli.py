@@ -62,7 +62,7 @@ def test_bad_id_prop_rows(rows, words, tmp_path, cache_dir, capsys):
         ("--radius", "0", "radius: must be a positive number"),
         ("--radius", "-2", "radius: must be a positive number"),
         ("--max-neighbors", "0", "max_neighbors: must be >= 1"),
-        ("--workers", "0", "--workers: must be >= 1"),
+        ("--workers", "-1", "--workers: must be a whole number >= 0"),
     ],
 )
 def test_bad_settings(option, value, words, tmp_path, cache_dir, capsys):

@@ -37,6 +37,13 @@ compares with the installed pymatgen, including randomly edited files.
 **Fallback.**  Everything else goes through ``pymatgen.io.cif.CifParser``.  Its warnings are
 silenced; failures, unknown elements and disordered sites become
 :class:`~cgcnn.errors.InputError` with a one-line reason.
+
+**Consistency.**  Beyond what pymatgen checks, a file must agree with itself: the sites
+(after expanding the symmetry operations) must be proportional to ``_chemical_formula_sum``
+when the file gives one (any number of formula units per cell; amounts within 1 %), so a
+file that lost atom lines is refused instead of read as a smaller crystal; and the cell
+lengths must be positive, the angles between 0 and 180 degrees and the cell's volume
+positive.
 """
 
 from __future__ import annotations
@@ -48,6 +55,7 @@ import math
 import os
 import re
 import warnings
+from collections import Counter
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -133,6 +141,14 @@ _LEFT_TO_PYMATGEN = (
     "'''",
     '"""',
 )
+
+# --- consistency checks ---------------------------------------------------------------
+
+FORMULA_TAG = "_chemical_formula_sum"
+# Relative tolerance between the sites' composition and _chemical_formula_sum's proportions.
+_FORMULA_TOLERANCE = 1e-2
+# One term of a plain formula sum: an element symbol and an optional amount ('Na4', 'O', 'C0.5').
+_FORMULA_TERM = re.compile(r"([A-Z][a-z]?)(\d+(?:\.\d*)?|\.\d+)?")
 
 # --- text checks of the fast path --------------------------------------------------------
 
@@ -443,11 +459,13 @@ def _has_close_sites(coords: np.ndarray, tol: float) -> bool:
     return False
 
 
-def _parse_fast(text: str) -> Crystal | None:
-    """The crystal, if this text is on the fast path (see the module docstring), else None.
+def _parse_fast(text: str) -> tuple[Crystal, str | None] | None:
+    """The crystal and its ``_chemical_formula_sum`` (None if absent), if this text is on
+    the fast path (see the module docstring), else None.
 
     A crystal returned here passes :meth:`Crystal.validate`: it has atoms, finite values,
-    known elements and every lattice thickness above 0.02 Å.
+    known elements and every lattice thickness above 0.02 Å (so positive lengths and
+    angles between 0 and 180 degrees).
     """
     if not _text_is_plain(text):
         return None
@@ -459,9 +477,13 @@ def _parse_fast(text: str) -> Crystal | None:
         return None
     block = document[0]
     try:
-        return _read_p1_block(block)
+        crystal = _read_p1_block(block)
     except _Unsure:
         return None
+    if crystal is None:
+        return None
+    formula = block.find_value(FORMULA_TAG)
+    return crystal, None if formula is None else gemmi.cif.as_string(formula)
 
 
 def _read_p1_block(block: gemmi.cif.Block) -> Crystal | None:
@@ -569,6 +591,8 @@ def _block_problem(block: gemmi.cif.Block) -> str | None:
             if not math.isfinite(gemmi.cif.as_number(raw)):
                 return f"data block {name!r}: {tag} value {raw!r} is not a finite number"
     cell = [gemmi.cif.as_number(block.find_value(tag) or "?") for tag in _CELL_TAGS]
+    if (problem := _cell_problem(cell)) is not None:
+        return problem
     if all(math.isfinite(value) for value in cell):
         a, b, c, alpha, beta, gamma = cell
         lattice = _lattice_from_parameters(a, b, c, alpha, beta, gamma)
@@ -639,7 +663,113 @@ def _parse_with_pymatgen(text: str, source: str) -> Crystal:
         except Exception as exc:  # ValueError, KeyError, ZeroDivisionError, ... on bad text
             raise InputError(source, _explain_failure(text, messages, exc)) from None
     _check_sites(structure, source)
-    return Crystal.from_structure(structure, source)
+    crystal = Crystal.from_structure(structure, source)
+    tags = _structure_block(parser.as_dict(), crystal)
+    if tags is not None:
+        cell = [_tag_number(tags, tag) for tag in _CELL_TAGS]
+        if (problem := _cell_problem(cell)) is not None:
+            raise InputError(source, problem)
+        _check_formula(crystal, tags.get(FORMULA_TAG.lower()), source)
+    return crystal
+
+
+# --- consistency checks ----------------------------------------------------------------
+
+
+def _structure_block(blocks: dict[str, dict], crystal: Crystal) -> dict[str, object] | None:
+    """The tags (lower-case names) of the data block pymatgen read ``crystal`` from.
+
+    That is the first block with atom sites, when its cell lengths are the crystal's (a
+    block pymatgen could not read is skipped by pymatgen); None if that is not sure.
+    """
+    for block in blocks.values():
+        tags = {str(tag).lower(): value for tag, value in block.items()}
+        if "_atom_site_fract_x" in tags or "_atom_site_cartn_x" in tags:
+            lengths = [_tag_number(tags, tag) for tag in _CELL_TAGS[:3]]
+            norms = np.linalg.norm(crystal.lattice, axis=1)
+            if np.allclose(np.abs(lengths), norms, rtol=1e-4, atol=0):
+                return tags
+            return None
+    return None
+
+
+def _tag_number(tags: dict[str, object], tag: str) -> float:
+    """A numeric tag's value (uncertainty in brackets dropped), NaN if absent or not a number."""
+    value = tags.get(tag.lower())
+    return gemmi.cif.as_number(value) if isinstance(value, str) else math.nan
+
+
+def _cell_problem(cell: list[float]) -> str | None:
+    """What is wrong with the cell parameters (a, b, c, alpha, beta, gamma), if anything.
+
+    Values that are absent (NaN) are not judged; a zero length is left to the volume check
+    of :meth:`Crystal.validate`.
+    """
+    for name, value in zip("abc", cell[:3], strict=True):
+        if value < 0:
+            return f"_cell_length_{name} is {value:g} Å; a cell length must be positive"
+    angles = dict(zip(("alpha", "beta", "gamma"), cell[3:], strict=True))
+    for name, value in angles.items():
+        if not (value > 0 and value < 180) and not math.isnan(value):
+            return f"_cell_angle_{name} is {value:g}°; an angle must be between 0 and 180°"
+    if any(math.isnan(value) for value in cell[3:]):
+        return None
+    cos = [math.cos(math.radians(value)) for value in cell[3:]]
+    # (V / abc)^2 for a cell with these angles: not positive when no cell has them
+    factor = 1 - sum(c * c for c in cos) + 2 * cos[0] * cos[1] * cos[2]
+    if factor <= 1e-12:
+        angles_text = ", ".join(f"{value:g}" for value in cell[3:])
+        return (
+            f"no cell has the angles alpha, beta, gamma = {angles_text}°: its volume would be "
+            "zero or negative"
+        )
+    return None
+
+
+def _declared_formula(value: object) -> dict[int, float] | None:
+    """``_chemical_formula_sum`` as {Z: amount}; None when absent, unknown ('?', '.') or not
+    a plain sum of element symbols and amounts (then it is not checked)."""
+    if not isinstance(value, str) or not value.split():
+        return None
+    elements = _element_data()
+    amounts: dict[int, float] = {}
+    for term in value.split():
+        match = _FORMULA_TERM.fullmatch(term)
+        if match is None or match[1] not in elements:
+            return None
+        z = elements[match[1]][0]
+        amounts[z] = amounts.get(z, 0.0) + (float(match[2]) if match[2] else 1.0)
+    if not all(amount > 0 for amount in amounts.values()):
+        return None
+    return amounts
+
+
+def _proportional(declared: dict[int, float], counts: Counter[int]) -> bool:
+    """True if the sites hold the same elements as ``declared``, in the same proportions
+    within :data:`_FORMULA_TOLERANCE` (any number of formula units per cell)."""
+    if set(declared) != set(counts):
+        return False
+    ratios = [counts[z] / declared[z] for z in declared]
+    return max(ratios) <= min(ratios) * (1 + _FORMULA_TOLERANCE)
+
+
+def _check_formula(crystal: Crystal, value: object, source: str) -> None:
+    """Raise if the sites disagree with the file's ``_chemical_formula_sum``."""
+    declared = _declared_formula(value)
+    if declared is None:
+        return
+    counts = Counter(crystal.atomic_numbers.tolist())
+    if _proportional(declared, counts):
+        return
+    from cgcnn.elements import element_symbol
+
+    order = [z for z in declared if z in counts] + [z for z in counts if z not in declared]
+    given = " ".join(f"{element_symbol(z)}{counts[z]}" for z in order)
+    raise InputError(
+        source,
+        f"the sites give {given} but {FORMULA_TAG} says {str(value).strip()!r}; atom lines "
+        "are missing or the formula is wrong",
+    )
 
 
 # --- public API -----------------------------------------------------------------------
@@ -661,13 +791,18 @@ def parse_cif(text: str | bytes, source: str) -> Crystal:
 
     Raises:
         InputError: empty or binary input, malformed CIF, no atoms, unknown element,
-            disordered or partially occupied sites, or a degenerate cell.
+            disordered or partially occupied sites, a negative cell length, an angle
+            outside (0, 180) degrees, a degenerate cell, or sites that disagree with the
+            file's ``_chemical_formula_sum``.
     """
     decoded = _to_text(text, source)
-    crystal = _parse_fast(decoded)
-    if crystal is None:  # (a fast-path crystal always passes validate)
+    fast = _parse_fast(decoded)
+    if fast is None:
         crystal = _parse_with_pymatgen(decoded, source)
         crystal.validate(source)
+        return crystal
+    crystal, formula = fast  # (a fast-path crystal always passes validate)
+    _check_formula(crystal, formula, source)
     return crystal
 
 

@@ -7,11 +7,16 @@ This module stays light: it imports only the standard library at start-up, so th
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from collections.abc import Sequence
 
 EXIT_BAD_INPUT = 2
+#: an operating-system error (disk full, permission denied, out of memory, ...)
+EXIT_SYSTEM = 1
+#: stdout closed by its reader: 128 + SIGPIPE, as a shell reports it
+EXIT_BROKEN_PIPE = 141
 
 #: Named sets of `cgcnn train` settings (argparse destinations -> values).
 PRESETS: dict[str, dict[str, object]] = {
@@ -70,7 +75,11 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_graph_options(parser: argparse.ArgumentParser) -> None:
+def _add_graph_options(
+    parser: argparse.ArgumentParser, skipped_default: str | None = "./cgcnn-skipped.csv"
+) -> None:
+    """The graph options; ``--skipped`` with ``skipped_default`` said in its help (None:
+    no ``--skipped``, as in ``cgcnn compare``, whose runs each list theirs in their folder)."""
     group = parser.add_argument_group("crystal graph")
     group.add_argument(
         "--radius", type=float, default=8.0, metavar="R", help="neighbour cutoff in Å (default 8)"
@@ -101,19 +110,26 @@ def _add_graph_options(parser: argparse.ArgumentParser) -> None:
         help="graph cache folder (default: $CGCNN_CACHE_DIR, else ~/.cache/cgcnn)",
     )
     group.add_argument(
-        "--workers", type=int, metavar="N", help="featurization processes (default: all cores)"
+        "--workers",
+        type=int,
+        metavar="N",
+        help="featurization processes (default: all cores; 0: none, in this process)",
     )
     group.add_argument(
         "--skip-invalid",
         action="store_true",
         help="leave bad structures out (listed in --skipped) instead of stopping",
     )
+    if skipped_default is not None:
+        _add_skipped_option(group, skipped_default)
+
+
+def _add_skipped_option(group, default: str) -> None:
     group.add_argument(
         "--skipped",
         metavar="FILE",
-        default="cgcnn-skipped.csv",
-        help="where --skip-invalid writes the skipped ids and reasons "
-        "(default: cgcnn-skipped.csv, written only when something is skipped)",
+        help="where --skip-invalid lists the skipped structures with their line or file and "
+        f"reason (default {default}; written only when something is skipped)",
     )
 
 
@@ -245,6 +261,11 @@ def _add_train_parser(commands) -> None:
     train.add_argument(
         "--out", default="cgcnn-run", metavar="DIR", help="output folder (default cgcnn-run)"
     )
+    train.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a finished run in --out (default: refuse, so that no run is lost)",
+    )
     _add_train_options(train)
     train.set_defaults(func=cmd_train, parser=train)
 
@@ -281,7 +302,7 @@ def _add_train_options(train: argparse.ArgumentParser, *, compare: bool = False)
         "identity)",
     )
     _add_data_options(train)
-    _add_graph_options(train)
+    _add_graph_options(train, skipped_default=None if compare else "OUT/skipped.csv")
 
     model = train.add_argument_group("model")
     model.add_argument(
@@ -580,8 +601,18 @@ def _add_predict_parser(commands) -> None:
     )
     _add_data_options(pred)
     pred.add_argument("--cache", metavar="DIR", help="graph cache folder")
-    pred.add_argument("--workers", type=int, metavar="N", help="featurization processes")
-    pred.add_argument("--skip-invalid", action="store_true", help="leave bad structures out")
+    pred.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="featurization processes (default: all cores; 0: none, in this process)",
+    )
+    pred.add_argument(
+        "--skip-invalid",
+        action="store_true",
+        help="leave bad structures out (listed in --skipped) instead of stopping",
+    )
+    _add_skipped_option(pred, "OUT's name with .skipped.csv, beside it")
     pred.set_defaults(func=cmd_predict)
 
 
@@ -606,6 +637,7 @@ def _train_kwargs(args: argparse.Namespace) -> dict[str, object]:
         radius=args.radius,
         max_neighbors=args.max_neighbors,
         grow_radius=args.grow_radius,
+        min_distance=args.min_distance,
         cache_dir=args.cache,
         workers=args.workers,
         skip_invalid=args.skip_invalid,
@@ -671,6 +703,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         seed=args.seed,
         resume=args.resume,
         stop_after=args.stop_after,
+        overwrite=args.overwrite,
+        skipped=args.skipped,
         ensemble=_ensemble_size(args),
         jobs=args.jobs,
         **_train_kwargs(args),
@@ -705,6 +739,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         cache_dir=args.cache,
         workers=args.workers,
         skip_invalid=args.skip_invalid,
+        skipped=args.skipped,
     )
     if metrics:
         print(", ".join(f"{k} {_fmt(v)}" for k, v in metrics.items()))
@@ -719,7 +754,7 @@ def _fmt(value) -> str:
 def cmd_featurize(args: argparse.Namespace) -> int:
     from cgcnn.cache import GraphStore, default_cache_dir
     from cgcnn.errors import InputError
-    from cgcnn.featurizer import count_records_hint, featurize_records
+    from cgcnn.featurizer import count_records_hint, featurize_records, resolve_workers
     from cgcnn.graph import GraphSettings
     from cgcnn.io import iter_structures
 
@@ -731,8 +766,7 @@ def cmd_featurize(args: argparse.Namespace) -> int:
 
         sources.append(example_structures())
     settings = GraphSettings(args.radius, args.max_neighbors, args.grow_radius, args.min_distance)
-    if args.workers is not None and args.workers < 1:
-        raise InputError("--workers", f"must be >= 1, got {args.workers}")
+    resolve_workers(args.workers)  # checked before anything is read
     cache_dir = args.cache or default_cache_dir()
     store = GraphStore(cache_dir)
     records = iter_structures(
@@ -753,8 +787,9 @@ def cmd_featurize(args: argparse.Namespace) -> int:
     print(report.summary(settings))
     print(f"cache: {store.path}")
     if report.skipped:
-        report.write_skipped(args.skipped)
-        print(f"{len(report.skipped)} skipped structure(s) listed with reasons in {args.skipped}")
+        skipped = args.skipped or "cgcnn-skipped.csv"
+        report.write_skipped(skipped)
+        print(f"{len(report.skipped)} skipped structure(s) listed with reasons in {skipped}")
     if args.show or args.example:
         _show_graphs(store, report)
     store.close()
@@ -780,6 +815,15 @@ def _show_graphs(store, report) -> None:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
 
 
+def _system_error(exc: BaseException) -> str:
+    """One line for an operating-system error: the path and what went wrong."""
+    if isinstance(exc, MemoryError):
+        return "out of memory; use fewer or smaller structures, a smaller --radius or --batch-size"
+    what = exc.strerror or type(exc).__name__
+    paths = [p for p in (exc.filename, exc.filename2) if p]
+    return f"{' -> '.join(map(str, paths))}: {what}" if paths else what
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``cgcnn`` command; returns the exit status."""
     parser = build_parser()
@@ -793,13 +837,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("cgcnn: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader went away (`cgcnn featurize DATA --show | head -1`): stop quietly, and
+        # keep Python from complaining about the closed stdout at exit
+        import os
+
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except Exception as exc:
         from cgcnn.errors import InputError
 
-        if args.debug or not isinstance(exc, InputError):
+        if args.debug:
             raise
-        print(f"cgcnn: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        if isinstance(exc, InputError):
+            print(f"cgcnn: error: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        if isinstance(exc, OSError | MemoryError):
+            print(f"cgcnn: error: {_system_error(exc)}", file=sys.stderr)
+            return EXIT_SYSTEM
+        raise
     finally:
         if args.debug:
             print(f"[{time.perf_counter() - started:.2f} s]", file=sys.stderr)

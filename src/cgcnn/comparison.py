@@ -356,14 +356,13 @@ def _read_run(run_dir: Path) -> dict[str, Any]:
 
 
 def _count_parameters(run_dir: Path, metrics: Mapping[str, Any]) -> int:
-    import torch
-
+    from cgcnn.checkpoint import read_checkpoint
     from cgcnn.nn.model import CGCNN, CGCNNConfig
 
     path = run_dir / "best.ckpt"
     if not path.is_file():
         path = Path(str(metrics.get("checkpoint", run_dir / "last.ckpt")))
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = read_checkpoint(path)
     model = CGCNN(CGCNNConfig.from_dict(state["hyper_parameters"]["model_config"]))
     return int(sum(p.numel() for p in model.parameters()))
 

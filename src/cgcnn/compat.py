@@ -44,7 +44,8 @@ What compatibility mode does differently from the default pipeline
 
 Safe loading
 ------------
-:func:`load_original_checkpoint` calls ``torch.load(..., weights_only=True)``, which only
+:func:`load_original_checkpoint` reads the file with :func:`cgcnn.checkpoint.read_checkpoint`,
+the package's one checkpoint loader: ``torch.load(..., weights_only=True)``, which only
 rebuilds tensors, containers and plain numbers, inside
 ``torch.serialization.safe_globals`` with this allow-list (:func:`allowed_globals`):
 
@@ -72,7 +73,6 @@ import re
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -142,37 +142,10 @@ def load_original_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
             ``torch.load(weights_only=True)`` with the allow-list, or is not an original
             CGCNN checkpoint.
     """
-    import pickle
-
-    import torch
+    from cgcnn.checkpoint import read_checkpoint
 
     name = os.fspath(path)
-    if Path(name).is_dir():
-        raise InputError(name, "is a folder, not a checkpoint file")
-    if not Path(name).is_file():
-        raise InputError(name, "no such checkpoint file")
-    if Path(name).stat().st_size == 0:
-        raise InputError(name, "the checkpoint file is empty")
-    try:
-        with torch.serialization.safe_globals(allowed_globals()), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # legacy-format and numpy deprecation notes
-            checkpoint = torch.load(name, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        detail = _first_line(exc)
-        if "WeightsUnpickler" in str(exc) or "global" in str(exc).lower():
-            match = re.search(r"GLOBAL (\S+)", str(exc))
-            what = f"an object of type {match.group(1)}" if match else "an object"
-            detail = (
-                f"it holds {what} outside the safe allow-list, so it is not an original CGCNN "
-                "checkpoint that can be loaded without running pickled code"
-            )
-        raise InputError(name, f"cannot load the checkpoint: {detail}") from None
-    except Exception as exc:  # torch raises many types for files that are not checkpoints
-        raise InputError(
-            name,
-            f"not a PyTorch checkpoint (torch.load failed: {type(exc).__name__}: "
-            f"{_first_line(exc)})",
-        ) from None
+    checkpoint = read_checkpoint(name)
     if not (isinstance(checkpoint, Mapping) and is_original_checkpoint(checkpoint)):
         raise InputError(
             name,

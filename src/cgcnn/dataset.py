@@ -39,7 +39,8 @@ class CrystalGraphDataset(Dataset):
         max_neighbors: neighbours kept per atom.
         grow_radius: widen the cutoff per structure until every atom has ``max_neighbors``.
         min_distance: atoms closer than this (Å) make a structure invalid.
-        cache_dir: the graph cache folder (default :func:`cgcnn.cache.default_cache_dir`).
+        cache_dir: the graph cache folder (default :func:`cgcnn.cache.default_cache_dir`);
+            a relative path is taken from the current folder.
         workers: featurization processes (default: all cores).
         skip_invalid: leave bad structures out (see ``report.skipped``) instead of raising.
         id_column / structure_column: CSV/JSON column names.
@@ -56,8 +57,9 @@ class CrystalGraphDataset(Dataset):
         report: the :class:`~cgcnn.featurizer.FeaturizeReport` of the featurization.
 
     Raises:
-        InputError: bad settings, a bad source, or (without ``skip_invalid``) the first bad
-            structure.
+        InputError: bad settings, a bad source, or (without ``skip_invalid``) bad structures
+            or rows: after reading them all, one error listing them (see
+            :func:`~cgcnn.featurizer.featurize_records`).
     """
 
     def __init__(
@@ -77,8 +79,8 @@ class CrystalGraphDataset(Dataset):
         progress: bool = True,
     ) -> None:
         self.settings = GraphSettings(radius, max_neighbors, grow_radius, min_distance)
-        self.cache_dir = default_cache_dir() if cache_dir is None else cache_dir
-        writer = GraphStore(self.cache_dir)
+        writer = GraphStore(default_cache_dir() if cache_dir is None else cache_dir)
+        self.cache_dir = writer.directory  # absolute: a later chdir changes nothing
         records = iter_structures(
             source, target=target, id_column=id_column, structure_column=structure_column
         )

@@ -9,7 +9,6 @@ real dataset instead (fetched on first use).
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
@@ -37,11 +36,11 @@ def run_demo(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Run the demo pipeline and return its metrics (also in ``out/metrics.json``)."""
+    from cgcnn.files import make_folder, write_json
     from cgcnn.prediction import predict
     from cgcnn.training import train
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_folder(out)
     started = time.perf_counter()
     options: dict[str, Any] = dict(DEMO_TRAIN)
     if dataset is None:
@@ -66,7 +65,8 @@ def run_demo(
         label = f"registered dataset {dataset}"
     if epochs is not None:
         options["epochs"] = epochs
-    result = train(data, out, progress=progress, **options)
+    # the demo is rerun as it is: it replaces its own earlier outputs
+    result = train(data, out, progress=progress, overwrite=True, **options)
     predictions = out / "predictions.csv"
     predict(result.checkpoint, data, predictions, target=options.get("target"), progress=False)
     metrics = dict(result.metrics)
@@ -75,7 +75,7 @@ def run_demo(
     if baseline is not None:
         metrics["test_mae_of_predicting_the_mean"] = baseline
     metrics["total_seconds"] = round(time.perf_counter() - started, 1)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    write_json(out / "metrics.json", metrics)
     return metrics
 
 

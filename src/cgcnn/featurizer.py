@@ -12,6 +12,7 @@ so a run that stops half-way keeps everything it finished.
 from __future__ import annotations
 
 import csv
+import heapq
 import multiprocessing
 import os
 import sys
@@ -34,6 +35,8 @@ from cgcnn.io import StructureRecord, content_hash, parse_payload
 CHUNK_SIZE = 64
 #: Below this many structures to featurize, a process pool costs more than it saves.
 MIN_PARALLEL = 256
+#: Without ``skip_invalid``, the error at the end of a run lists at most this many entries.
+MAX_LISTED_PROBLEMS = 20
 
 
 @dataclass
@@ -86,11 +89,64 @@ class FeaturizeReport:
 
     def write_skipped(self, path: str | os.PathLike) -> None:
         """Write the skipped structures as CSV ``id,source,reason``."""
-        with open(path, "w", newline="", encoding="utf-8") as handle:
+        from cgcnn.files import atomic_write
+
+        with atomic_write(path, newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(["id", "source", "reason"])
             for item in self.skipped:
                 writer.writerow([item.id, item.source, item.reason])
+
+
+class Problems:
+    """The bad entries of a run, to report all of them at once (see :meth:`error`).
+
+    Entries are kept by their position in the source, so the listing follows the source
+    even when worker processes finish out of order; only the first ``limit`` are kept.
+    """
+
+    def __init__(self, limit: int = MAX_LISTED_PROBLEMS) -> None:
+        self.limit = limit
+        self.count = 0
+        self._first: list[tuple[int, str, str]] = []  # (position, source, reason)
+
+    def add(self, position: int, source: str, reason: str) -> None:
+        self.count += 1
+        self._first.append((position, source, reason))
+        if len(self._first) > 4 * self.limit:
+            self._first = heapq.nsmallest(self.limit, self._first)
+
+    def error(self) -> InputError | None:
+        """None if nothing was bad; the entry's own error if one was; else one error
+        listing the first ``limit`` entries, one per line, and how many more there are."""
+        if not self.count:
+            return None
+        first = heapq.nsmallest(self.limit, self._first)
+        if self.count == 1:
+            return InputError(first[0][1] or None, first[0][2])
+        lines = [
+            f"{self.count} structures or rows cannot be used; fix them, or leave them out "
+            "with skip_invalid (--skip-invalid):"
+        ]
+        lines += [f"  {source}: {reason}" for _, source, reason in first]
+        if self.count > len(first):
+            lines.append(f"  ... and {self.count - len(first)} more")
+        return InputError(None, "\n".join(lines))
+
+
+def resolve_workers(workers: int | None) -> int:
+    """Featurization processes for ``--workers``, the same in every command: ``None``, all
+    cores; 0 or 1, in this process (no worker processes, as ``--num-workers 0`` means for
+    data loading); N, N processes.
+
+    Raises:
+        InputError: a negative or non-integer value.
+    """
+    if workers is None:
+        return os.cpu_count() or 1
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+        raise InputError("--workers", f"must be a whole number >= 0, got {workers!r}")
+    return max(1, workers)
 
 
 def featurize_records(
@@ -109,65 +165,73 @@ def featurize_records(
         records: from :func:`cgcnn.io.iter_structures`.
         settings: the graph settings.
         store: the cache.
-        workers: processes for featurization (default: all cores).
+        workers: processes for featurization (default: all cores; 0 or 1: in this
+            process, as :func:`resolve_workers` says).
         skip_invalid: leave bad structures out (listed in the report) instead of raising.
         progress: show a progress bar (only on a terminal).
         total: number of records, for the progress bar, when known.
 
     Raises:
-        InputError: the first bad structure or row, unless ``skip_invalid``; everything
-            featurized before it stays in the cache.
+        InputError: unless ``skip_invalid``, at the end of the run if any structure or row
+            was bad: that entry's own error if there was one, else one error listing the
+            first :data:`MAX_LISTED_PROBLEMS` of them (one per line) and their number.
+            Every good graph stays in the cache.
     """
     from tqdm.auto import tqdm
 
     start = time.perf_counter()
-    workers = max(1, workers if workers is not None else (os.cpu_count() or 1))
+    workers = resolve_workers(workers)
     key = settings.key()
     report = FeaturizeReport()
     seen: dict[tuple[int, str], str] = {}  # (source group, id) -> where it was first seen
-    # index in report.* -> None until its graph is stored (misses) ; -1 marks a dropped entry
+    problems = Problems()
+    positions: dict[int, int] = {}  # slot of a miss -> its record's position in the source
+    # report.rowids[slot] is -1 until a miss's graph is stored, -2 for a dropped entry
     bar = tqdm(total=total, unit="structure", desc="featurize", disable=None if progress else True)
 
-    def reject(rid: str, source: str, reason: str) -> None:
-        if not skip_invalid:
-            raise InputError(source, reason)
-        report.skipped.append(Skipped(rid, source, reason))
+    def reject(position: int, rid: str, source: str, reason: str) -> None:
+        if skip_invalid:
+            report.skipped.append(Skipped(rid, source, reason))
+        else:
+            problems.add(position, source, reason)
 
     def entries() -> Iterator[tuple[int, str, Any, bytes]]:
         """Yield (slot, fmt, payload, digest) for cache misses; fill hits directly."""
-        for record in records:
+        for position, record in enumerate(records):
             bar.update(1)
             if record.error is not None:
-                reject(record.id, record.source, record.error)
+                reject(position, record.id, record.source, record.error)
                 continue
             where = record.listed_at or record.source
             if (record.group, record.id) in seen:
                 first = seen[record.group, record.id]
-                reject(record.id, where, f"duplicate id {record.id!r} (also {first})")
+                reject(position, record.id, where, f"duplicate id {record.id!r} (also {first})")
                 continue
             try:
                 payload = record.raw()
             except InputError as exc:
-                reject(record.id, record.source, exc.reason)
+                reject(position, record.id, record.source, exc.reason)
                 continue
             seen[record.group, record.id] = where
             digest = content_hash(record.fmt, payload)
             report.ids.append(record.id)
             report.targets.append(record.target)
-            hit = store.lookup(key, digest)
+            hit = store.lookup(key, digest, source=record.source)
             if hit is not None:
                 report.rowids.append(hit[0])
                 report.reused += 1
                 _count_short(report, hit[2])
             else:
                 report.rowids.append(-1)
+                positions[len(report.rowids) - 1] = position
                 yield len(report.rowids) - 1, record, payload, digest
 
     def store_results(results: list[tuple]) -> None:
         for slot, digest, outcome in results:
+            position = positions.pop(slot)
             if isinstance(outcome, InputError):
                 report.rowids[slot] = -2
-                reject(report.ids[slot], outcome.source or "", outcome.reason)
+                reject(position, report.ids[slot], outcome.source or "", outcome.reason)
                 continue
             value, n_atoms, n_short = outcome
             report.rowids[slot] = store.insert(key, digest, n_atoms, n_short, value)
@@ -185,6 +249,8 @@ def featurize_records(
     finally:
         store.commit()
         bar.close()
+    if (error := problems.error()) is not None:
+        raise error
 
     dropped = {i for i, rowid in enumerate(report.rowids) if rowid < 0}
     if dropped:

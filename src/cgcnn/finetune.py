@@ -97,7 +97,12 @@ def load_start(
             source,
             "is an ensemble listing; start from one model, e.g. its member0/best.ckpt",
         )
-    if not path.is_file():
+    from cgcnn.checkpoint import is_remote
+
+    if is_remote(init):
+        source = str(init)  # Path() would fold the '//' of the address
+        path = source
+    elif not path.is_file():
         raise InputError(source, "no such checkpoint file")
     if is_original_checkpoint(path):
         if not _names_a_file(atom_features):

@@ -10,6 +10,7 @@ Supported sources (``DATA`` on the command line):
   newline are tolerated;
 * a **CSV file** with one crystal per row, the structure as a CIF string
   (``id_column`` defaults to ``material_id``, else ``id``; ``structure_column`` to ``cif``);
+  messages name a row by the line it starts on and its id (``x.csv line 17 (id 42)``);
 * **JSON / JSON lines** (optionally gzipped) of pymatgen ``Structure.as_dict()`` records:
   a list of records, one record per line, a single structure, or the pandas "split"
   orientation used by Matbench (``{"index": [...], "columns": [...], "data": [[...]]}``);
@@ -67,7 +68,8 @@ class StructureRecord:
 
     Attributes:
         id: the crystal's id.
-        source: where it comes from, for messages (``path`` or ``path:id``).
+        source: where it comes from, for messages (``path``, ``path line N (id ID)`` for a
+            CSV row, ``path:id`` for a JSON record).
         fmt: ``"cif"``, ``"poscar"``, ``"dict"`` (pymatgen ``as_dict``) or ``"crystal"``.
         payload: the structure's text/bytes, its dict, or a :class:`Crystal`; ``None`` when
             it is read from ``path`` on demand.
@@ -291,18 +293,18 @@ def _iter_csv(
         cif_index = _column_index(header, structure_column, (), path, "--structure-column")
         target_index = [_column_index(header, name, (), path, "--target") for name in targets]
         try:
-            for row_no, row in enumerate(reader, start=2):
+            for line_no, row in _numbered(reader):
                 if not any(field.strip() for field in row):
                     continue
                 if len(row) != len(header):
                     yield _bad(
-                        str(row_no),
-                        f"{path}:row {row_no}",
+                        str(line_no),
+                        f"{path} line {line_no}",
                         f"has {len(row)} fields, the header has {len(header)}",
                     )
                     continue
                 rid = row[id_index].strip()
-                where = f"{path}:{rid}"
+                where = f"{path} line {line_no} (id {rid})"
                 target, error = _parse_targets([row[i] for i in target_index])
                 if error:
                     yield _bad(rid, where, error)
@@ -493,12 +495,21 @@ def _csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
     """Non-blank rows of a header-less CSV, fields stripped, with 1-based line numbers."""
     try:
         with _open_text(path) as handle:
-            for line_no, row in enumerate(csv.reader(handle), start=1):
+            for line_no, row in _numbered(csv.reader(handle)):
                 fields = [field.strip() for field in row]
                 if any(fields):
                     yield line_no, fields
     except (csv.Error, UnicodeDecodeError) as exc:
         raise InputError(str(path), f"not a readable CSV file ({exc})") from None
+
+
+def _numbered(reader: Any) -> Iterator[tuple[int, list[str]]]:
+    """The rows of a ``csv.reader`` with the 1-based line each starts on (a quoted field,
+    such as a CIF string, may span many lines)."""
+    start = reader.line_num + 1
+    for row in reader:
+        yield start, row
+        start = reader.line_num + 1
 
 
 def _open_text(path: Path) -> io.TextIOBase:

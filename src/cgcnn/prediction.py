@@ -40,27 +40,21 @@ def load(
     Raises:
         InputError: a missing file or a file that is not a checkpoint.
     """
-    path = Path(checkpoint)
-    if not path.is_file():
-        raise InputError(str(path), "no such checkpoint file")
-    from cgcnn.compat import is_original_checkpoint
+    from cgcnn.checkpoint import read_checkpoint
+    from cgcnn.compat import is_original_checkpoint, model_from_original
 
-    if is_original_checkpoint(path):
+    path = str(checkpoint)
+    state = read_checkpoint(path)
+    if isinstance(state, dict) and is_original_checkpoint(state):
         if atom_init is None:
-            raise InputError(str(path), "is an original CGCNN checkpoint: give its atom_init.json")
-        from cgcnn.compat import load_original
+            raise InputError(path, "is an original CGCNN checkpoint: give its atom_init.json")
+        from cgcnn.elements import resolve_atom_features
 
-        model = load_original(path, atom_init)
+        model = model_from_original(state, resolve_atom_features(atom_init), path)
         return model, {"graph_settings": {}, "train_config": {}, "meta": {"original": True}}
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle/zip errors of many types
-        raise InputError(
-            str(path), f"is not a readable checkpoint ({type(exc).__name__})"
-        ) from None
     hparams = state.get("hyper_parameters") if isinstance(state, dict) else None
     if not hparams or "model_config" not in hparams:
-        raise InputError(str(path), "is not a cgcnn checkpoint (no model configuration in it)")
+        raise InputError(path, "is not a cgcnn checkpoint (no model configuration in it)")
     model = CGCNN(CGCNNConfig.from_dict(hparams["model_config"]))
     weights = {
         k.removeprefix("model."): v
@@ -213,7 +207,9 @@ def write_results(
         for name in names:
             header += ([f"target_{name}"] if targets is not None else []) + [f"prediction_{name}"]
             header += [f"uncertainty_{name}"] if uncertainty is not None else []
-    with open(path, "w", newline="", encoding="utf-8") as handle:
+    from cgcnn.files import atomic_write
+
+    with atomic_write(path, newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(header)
         for row, rid in enumerate(ids):
@@ -270,14 +266,20 @@ def predict(
     cache_dir: str | os.PathLike | None = None,
     workers: int | None = None,
     skip_invalid: bool = False,
+    skipped: str | os.PathLike | None = None,
     progress: bool = True,
 ) -> dict[str, float]:
     """Predict ``data`` with ``checkpoint`` and write ``out`` (CSV, ``test_results.csv``'s columns).
 
     Works with checkpoints of ``cgcnn train`` and with the original CGCNN's ``.pth.tar``
     files (then ``atom_init`` defaults to ``DATA/atom_init.json``).  Returns the metrics
-    when ``data`` has targets, else ``{}``.
+    when ``data`` has targets, else ``{}``.  With ``skip_invalid``, bad structures are left
+    out, listed with their reasons in ``skipped`` (default: ``out``'s name with
+    ``.skipped.csv``, beside it) and counted in a line on stderr.
     """
+    out = Path(out)
+    if out.is_dir():
+        raise InputError(str(out), "is a folder; --out names the predictions' CSV file")
     from cgcnn.compat import is_original_checkpoint
 
     if is_original_checkpoint(checkpoint):
@@ -309,6 +311,7 @@ def predict(
         structure_column=structure_column,
         progress=progress,
     )
+    report_skipped(dataset.report, skipped_list(out, skipped), len(dataset))
     from cgcnn.elements import require_elements
 
     require_elements(
@@ -323,7 +326,29 @@ def predict(
     return evaluate([m for m, _ in loaded], dataset, out, uncertainty_scale=scale)
 
 
-def read_ensemble(checkpoint: str | os.PathLike) -> tuple[list[Path], list[float] | None]:
+def skipped_list(out: Path, skipped: str | os.PathLike | None) -> Path:
+    """Where ``predict`` lists skipped structures: ``skipped``, else beside ``out``."""
+    if skipped is not None:
+        return Path(skipped)
+    return out.with_name(f"{out.stem}.skipped.csv")
+
+
+def report_skipped(report: Any, path: Path, kept: int) -> None:
+    """Write the structures left out to ``path`` and say how many, on stderr."""
+    import sys
+
+    if not report.skipped:
+        return
+    report.write_skipped(path)
+    print(
+        f"{len(report.skipped)} of {len(report.skipped) + kept} structure(s) skipped; listed "
+        f"with their reasons in {path}",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def read_ensemble(checkpoint: str | os.PathLike) -> tuple[list[Path | str], list[float] | None]:
     """The checkpoints behind ``checkpoint`` and the scale of their spread.
 
     A single checkpoint is itself, unscaled.  An ``ensemble.json`` (written by ``cgcnn train
@@ -331,6 +356,10 @@ def read_ensemble(checkpoint: str | os.PathLike) -> tuple[list[Path], list[float
     trained with a validation split, their ``uncertainty_scale`` (one factor per target,
     see :func:`cgcnn.training.uncertainty_scale`); without one the spread stays unscaled.
     """
+    from cgcnn.checkpoint import is_remote
+
+    if is_remote(checkpoint):
+        return [str(checkpoint)], None  # an address, kept as given
     path = Path(checkpoint)
     if path.suffix != ".json":
         return [path], None

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import json
 import math
 import os
 import sys
@@ -29,12 +28,16 @@ from torch import nn
 from torch.utils.data import DataLoader, Sampler, Subset
 
 from cgcnn.batching import GraphBatcher, IndexDataset
+from cgcnn.checkpoint import SafeCheckpointIO, read_checkpoint
 from cgcnn.dataset import CrystalGraphDataset
 from cgcnn.elements import AtomFeatures, require_elements, resolve_atom_features
 from cgcnn.errors import InputError
+from cgcnn.files import make_folder, write_json
+from cgcnn.logs import EpochLog
 from cgcnn.nn.model import CGCNN, CGCNNConfig
 from cgcnn.nn.resolve import LOSSES, OPTIMIZERS, SCHEDULERS
 from cgcnn.parallel import require_jobs
+from cgcnn.resume import ResumePlan, fingerprint, plan_resume, refuse_finished_out
 from cgcnn.splits import Split, random_split, split_from_file
 from cgcnn.targets import fit_references, standardization
 
@@ -214,6 +217,7 @@ _DATASET_OPTIONS = (
     "radius",
     "max_neighbors",
     "grow_radius",
+    "min_distance",
     "cache_dir",
     "workers",
     "skip_invalid",
@@ -252,9 +256,11 @@ def train(
     radius: float = 8.0,
     max_neighbors: int = 12,
     grow_radius: bool = False,
+    min_distance: float = 0.5,
     cache_dir: str | os.PathLike | None = None,
     workers: int | None = None,
     skip_invalid: bool = False,
+    skipped: str | os.PathLike | None = None,
     id_column: str | None = None,
     structure_column: str | None = None,
     # model
@@ -305,6 +311,7 @@ def train(
     split_seed: int | None = None,
     ema: float = 0.99,
     jobs: int | None = None,
+    overwrite: bool = False,
 ) -> TrainResult:
     """Train a CGCNN on ``data`` and evaluate it; every output goes to ``out``.
 
@@ -330,6 +337,16 @@ def train(
     graph settings (architecture options left at their defaults take its values; others
     must agree with it); the targets, their scaling and the task are the new run's.
 
+    ``resume`` continues the run of a ``last.ckpt`` (a file or an ``http(s)://`` address,
+    read without running pickled code) into ``out``: the data, split, graph, model and
+    optimisation settings must be the checkpoint's (only ``epochs`` may grow), else the run
+    is refused with the setting that differs.  A run that is already complete is left
+    untouched and its recorded metrics returned.  Without ``resume``, an ``out`` holding a
+    finished run is refused unless ``overwrite``.
+
+    ``skip_invalid`` leaves bad structures out; they are listed with their reasons in
+    ``skipped`` (default ``out/skipped.csv``) and counted in the metrics as ``n_skipped``.
+
     Returns:
         :class:`TrainResult` with the test metrics and the best checkpoint's path (for an
         ensemble: ``out/ensemble.json``).
@@ -349,6 +366,11 @@ def train(
     )
     activation, task = resolve("activation", activation, ACTIVATIONS), resolve("task", task, TASKS)
     out = Path(out)
+    if resume is None:
+        refuse_finished_out(out, overwrite)
+        resume_state = None
+    else:
+        resume_state = read_checkpoint(resume)  # refused here, before anything is featurized
     train_config = TrainConfig(
         epochs=epochs,
         batch_size=batch_size,
@@ -364,6 +386,7 @@ def train(
         seed=seed,
         ema=ema,
     )  # checks the settings before anything is featurized or written
+    _check_options(options)
     start = None
     if init is not None:
         from cgcnn.finetune import check_architecture, load_start
@@ -378,7 +401,7 @@ def train(
         return _train_ensemble(data, out, ensemble, options, jobs)
     if accelerator == "cpu":
         _keep_freed_memory()
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     L.seed_everything(seed, workers=True, verbose=False)
     dataset = _read_dataset(data, options)
     if dataset.targets is None:
@@ -390,6 +413,7 @@ def train(
 
     features = resolve_atom_features(atom_features) if start is None else start.features
     batcher = GraphBatcher(dataset)  # reads every graph once, for all epochs
+    n_skipped = _report_skipped(dataset, out, skipped, progress)
     require_elements(batcher.elements(), features.known, features.source)
 
     if split is not None:
@@ -438,9 +462,29 @@ def train(
         )
     else:
         model_config = CGCNNConfig.from_dict({**start.model.config.to_dict(), **run_config})
-    meta = {"atom_features": features.source, "data": str(data)}
+    meta = {
+        "atom_features": features.source,
+        "data": str(data),
+        "data_fingerprint": _data_fingerprint(dataset, batcher),
+        "split_fingerprint": fingerprint(
+            *(dataset.ids[p] for p in (parts.train, parts.val, parts.test))
+        ),
+    }
     if init is not None:
         meta["init"] = str(init)
+    if resume_state is not None:
+        plan = plan_resume(
+            resume_state,
+            str(resume),
+            {
+                "model_config": model_config.to_dict(),
+                "train_config": asdict(train_config),
+                "graph_settings": asdict(dataset.settings),
+                **meta,
+            },
+        )
+        if plan.complete:
+            return _finished_run(out, plan)
     module = CGCNNModule(
         model_config.to_dict(), asdict(train_config), asdict(dataset.settings), meta
     )
@@ -473,20 +517,17 @@ def train(
         progress,
         stop_after,
         task,
+        {} if resume_state is None else {str(resume): resume_state},
     )
-    log = out / "metrics.csv"
-    earlier_log = log.read_text() if resume is not None and log.is_file() else None
     started = time.perf_counter()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
         warnings.filterwarnings("ignore", ".*number of training batches.*")
         warnings.filterwarnings("ignore", ".*exists and is not empty.*")
-        trainer.fit(module, loaders["train"], loaders.get("val"), ckpt_path=resume)
+        _fit(trainer, module, loaders, None if resume is None else str(resume))
     train_seconds = time.perf_counter() - started
     if not trainer.is_global_zero:
         return TrainResult(out, {}, out / "best.ckpt")
-    if earlier_log is not None:
-        _merge_epoch_logs(log, earlier_log)
 
     best = _best_checkpoint(trainer, out)
     metrics: dict[str, Any] = {
@@ -497,6 +538,8 @@ def train(
         "train_seconds": round(train_seconds, 3),
         "epochs_run": int(trainer.current_epoch),
     }
+    if skip_invalid:
+        metrics["n_skipped"] = n_skipped
     from cgcnn.prediction import evaluate, load
 
     model, _ = load(best)
@@ -511,7 +554,7 @@ def train(
     if len(parts.val):
         # the best model's validation predictions: an ensemble scales its spread with them
         evaluate(model, Subset(dataset, parts.val.tolist()), out / "val_results.csv")
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=_json_default) + "\n")
+    write_json(out / "metrics.json", metrics)
     if plots:
         _learning_curve(out)
     return TrainResult(out, metrics, best)
@@ -559,7 +602,7 @@ def _train_ensemble(
     seed = options.pop("seed")
     if options["split_seed"] is None:
         options["split_seed"] = seed
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     jobs = _ensemble_jobs(jobs, k, data, options)
     began = time.perf_counter()
     if jobs == 1:
@@ -601,7 +644,7 @@ def _train_ensemble(
     if config.task == "regression" and members[0].metrics["n_val"]:
         scale = uncertainty_scale([_read_results(r.out / "val_results.csv") for r in members])
         listing["uncertainty_scale"] = scale
-    (out / "ensemble.json").write_text(json.dumps(listing, indent=2) + "\n")
+    write_json(out / "ensemble.json", listing)
     metrics: dict[str, Any] = {
         "checkpoint": str((out / "ensemble.json").resolve()),
         "ensemble": k,
@@ -613,6 +656,8 @@ def _train_ensemble(
         "ensemble_seconds": round(wall_seconds, 3),
         "jobs": jobs,
     }
+    if "n_skipped" in members[0].metrics:
+        metrics["n_skipped"] = members[0].metrics["n_skipped"]
     if scale is not None:
         metrics["uncertainty_scale"] = scale
     if members[0].metrics["n_test"]:
@@ -620,7 +665,7 @@ def _train_ensemble(
         metrics.update(_ensemble_results(config, results, out, options["plots"], scale))
         for name in [key for key in members[0].metrics if key.startswith("test_")]:
             metrics[f"member_{name}"] = [r.metrics[name] for r in members]
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=_json_default) + "\n")
+    write_json(out / "metrics.json", metrics)
     return TrainResult(out, metrics, out / "ensemble.json")
 
 
@@ -782,10 +827,21 @@ def _loaders(
 
 
 def _trainer(
-    out, parts, config, accelerator, devices, strategy, num_nodes, progress, stop_after, task
+    out,
+    parts,
+    config,
+    accelerator,
+    devices,
+    strategy,
+    num_nodes,
+    progress,
+    stop_after,
+    task,
+    loaded: dict[str, dict[str, Any]],
 ) -> L.Trainer:
+    """The Lightning trainer; ``loaded`` maps a ``--resume`` source to its checkpoint, read
+    and checked already, so that Lightning does not read it a second time."""
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
-    from lightning.pytorch.loggers import CSVLogger
 
     has_val = len(parts.val) > 0
     # regression: the validation MAE in the target's units, the number users care about;
@@ -820,7 +876,8 @@ def _trainer(
         strategy=strategy,
         num_nodes=num_nodes,
         gradient_clip_val=config.gradient_clip or None,
-        logger=CSVLogger(save_dir=str(out), name="", version=""),
+        logger=EpochLog(out),
+        plugins=[SafeCheckpointIO(loaded)],
         callbacks=callbacks,
         enable_progress_bar=progress and sys.stderr.isatty(),
         enable_model_summary=False,
@@ -840,6 +897,143 @@ def _best_checkpoint(trainer: L.Trainer, out: Path) -> Path:
     return out / "last.ckpt"
 
 
+def _check_options(options: dict[str, Any]) -> None:
+    """Refuse bad settings before anything slow runs (featurizing takes minutes on a large
+    data set): the split, the model's sizes, the atom features and the hardware."""
+    import inspect
+
+    from cgcnn.featurizer import resolve_workers
+    from cgcnn.graph import GraphSettings
+
+    GraphSettings(
+        options["radius"],
+        options["max_neighbors"],
+        options["grow_radius"],
+        options["min_distance"],
+    )
+    resolve_workers(options["workers"])
+    for name in ("val_ratio", "test_ratio"):
+        if not 0.0 <= options[name] < 1.0:
+            raise InputError(
+                f"--{name.replace('_', '-')}", f"must be in [0, 1), got {options[name]}"
+            )
+    if options["train_ratio"] is not None and not 0.0 < options["train_ratio"] <= 1.0:
+        raise InputError("--train-ratio", f"must be in (0, 1], got {options['train_ratio']}")
+    for name in ("train_size", "val_size", "test_size"):
+        if options[name] is not None and options[name] < (1 if name == "train_size" else 0):
+            raise InputError(f"--{name.replace('_', '-')}", f"must be >= 0, got {options[name]}")
+    if options["split"] is not None and not Path(options["split"]).is_file():
+        raise InputError(str(options["split"]), "no such split file")
+    if options["num_workers"] < 0:
+        raise InputError("--num-workers", f"must be >= 0, got {options['num_workers']}")
+    if options["patience"] < 0 or options["gradient_clip"] < 0:
+        raise InputError("--patience/--gradient-clip", "must be >= 0 (0: off)")
+    if options["stop_after"] is not None and options["stop_after"] < 1:
+        raise InputError("--stop-after", f"must be >= 1, got {options['stop_after']}")
+    model_options = {
+        name: options[name]
+        for name in inspect.signature(CGCNNConfig).parameters
+        if name in options and options[name] is not None
+    }
+    try:
+        CGCNNConfig(**{**model_options, "n_classes": options["n_classes"] or 2})
+    except ValueError as exc:
+        raise InputError("model", str(exc)) from None
+    if options["init"] is None:
+        resolve_atom_features(options["atom_features"])
+    _check_hardware(options)
+
+
+def _check_hardware(options: dict[str, Any]) -> None:
+    """Let Lightning judge ``accelerator``, ``devices``, ``strategy`` and ``num_nodes``
+    now, on a trainer that is never run (about 0.1 s)."""
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            L.Trainer(
+                accelerator=options["accelerator"],
+                devices=options["devices"],
+                strategy=options["strategy"],
+                num_nodes=options["num_nodes"],
+                logger=False,
+                enable_checkpointing=False,
+                enable_progress_bar=False,
+                enable_model_summary=False,
+            )
+    except (ValueError, TypeError, RuntimeError, ImportError, MisconfigurationException) as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError("--accelerator/--devices/--strategy", detail) from None
+
+
+def _fit(trainer: L.Trainer, module: CGCNNModule, loaders: dict, resume: str | None) -> None:
+    """``trainer.fit``, with Ctrl-C raised as ``KeyboardInterrupt`` again.
+
+    On Ctrl-C Lightning shuts down, ignores SIGINT from then on and calls ``sys.exit(1)``;
+    the command line then reports ``cgcnn: interrupted`` with status 130, as for an
+    ensemble.  The checkpoints written so far stay (each written atomically).
+    """
+    import signal
+
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        trainer.fit(module, loaders["train"], loaders.get("val"), ckpt_path=resume)
+    except SystemExit:
+        if trainer.interrupted:
+            raise KeyboardInterrupt from None
+        raise
+    finally:
+        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN and handler is not None:
+            with contextlib.suppress(ValueError):  # not the main thread
+                signal.signal(signal.SIGINT, handler)
+
+
+def _data_fingerprint(dataset: CrystalGraphDataset, batcher: GraphBatcher) -> str:
+    """Fingerprint of the crystals (ids, targets and, when packed, every atom and bond
+    length) that ``--resume`` compares."""
+    if batcher.packed:
+        return fingerprint(dataset.ids, dataset.targets, batcher.atomic_numbers, batcher.distances)
+    return fingerprint(dataset.ids, dataset.targets)
+
+
+def _report_skipped(
+    dataset: CrystalGraphDataset, out: Path, skipped: str | os.PathLike | None, progress: bool
+) -> int:
+    """Write the structures ``--skip-invalid`` left out to ``skipped`` (default
+    ``out/skipped.csv``) and say how many; return their number."""
+    left_out = dataset.report.skipped
+    if not left_out:
+        return 0
+    path = out / "skipped.csv" if skipped is None else Path(skipped)
+    dataset.report.write_skipped(path)
+    if progress:
+        print(
+            f"{len(left_out)} structure(s) skipped; listed with their reasons in {path}",
+            file=sys.stderr,
+            flush=True,
+        )
+    return len(left_out)
+
+
+def _finished_run(out: Path, plan: ResumePlan) -> TrainResult:
+    """A ``--resume`` of a complete run: say so, change nothing, return what it recorded."""
+    print(
+        f"cgcnn: {plan.source} is a complete run ({plan.why_complete}); nothing was changed",
+        file=sys.stderr,
+        flush=True,
+    )
+    metrics: dict[str, Any] = {}
+    recorded = out / "metrics.json"
+    if recorded.is_file():
+        import json
+
+        with contextlib.suppress(ValueError):
+            metrics = json.loads(recorded.read_text())
+    best = out / "best.ckpt"
+    return TrainResult(out, metrics, best if best.is_file() else Path(plan.source))
+
+
 def _learning_curve(out: Path) -> None:
     from cgcnn.plots import learning_curve
 
@@ -847,31 +1041,6 @@ def _learning_curve(out: Path) -> None:
     if log.is_file():
         with contextlib.suppress(ValueError):  # no finished epoch to draw
             learning_curve(log, out / "learning_curve.png")
-
-
-def _merge_epoch_logs(log: Path, earlier: str) -> None:
-    """Put the epochs of the run before ``--resume`` back in front of the resumed run's log.
-
-    Lightning's CSV logger starts a new file when a run is resumed into the same folder.
-    """
-    import csv
-    import io
-
-    old_rows = list(csv.DictReader(io.StringIO(earlier)))
-    with open(log, newline="") as handle:
-        reader = csv.DictReader(handle)
-        new_rows, fields = list(reader), list(reader.fieldnames or [])
-    first_new = min((int(r["epoch"]) for r in new_rows if r.get("epoch")), default=None)
-    if first_new is None:
-        return
-    kept = [r for r in old_rows if r.get("epoch") and int(r["epoch"]) < first_new]
-    for name in old_rows[0].keys() if old_rows else []:
-        if name not in fields:
-            fields.append(name)
-    with open(log, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(kept + new_rows)
 
 
 def _keep_freed_memory() -> None:
@@ -906,9 +1075,3 @@ def _quiet_lightning() -> None:
     for name in ("lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", module="lightning.pytorch.utilities._pytree")
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    return str(value)
