@@ -19,11 +19,7 @@ import pytest
 import cgcnn.cli as cli
 
 #: argparse destination -> the name its value arrives under, where they differ
-ARRIVES_AS = {
-    "cache": "cache_dir",
-    "no_batchnorm": "batchnorm",
-    "name": "dataset_name",
-}
+ARRIVES_AS = {"name": "dataset_name"}
 #: options that act before any command runs, or only print
 NOT_FORWARDED = {"help", "version", "debug", "command", "func", "parser", "action"}
 
@@ -86,8 +82,8 @@ def _options() -> list[tuple[str, argparse.Action]]:
 
 def _distinct_value(action: argparse.Action) -> tuple[list[str], Any]:
     """(words for the command line, the value expected downstream)."""
-    if isinstance(action, argparse._StoreTrueAction):
-        return [], True
+    if isinstance(action, argparse._StoreTrueAction) or action.nargs == 0:
+        return [], not action.default
     if action.choices:
         choice = next(c for c in action.choices if c != action.default)
         return [str(choice)], choice
@@ -183,10 +179,16 @@ def test_each_option_reaches_what_it_configures(command, action, monkeypatch, tm
     words, expected = _distinct_value(action)
     option = action.option_strings[-1]
     name = ARRIVES_AS.get(action.dest, action.dest)
-    if action.dest == "no_batchnorm":
-        expected = False
     if action.dest == "grid":
         words, expected = ["conv=v-grid"], {"conv": ["v-grid"]}
+    if action.dest == "split":  # checked before anything runs: a real file
+        split = tmp_path / "split.csv"
+        split.write_text("id,split\n")
+        words, expected = [str(split)], str(split)
+    if action.dest == "config":  # a file of settings: they arrive as if given
+        config = tmp_path / "config.yaml"
+        config.write_text("optim:\n  epochs: 7\nmodel:\n  conv: gated\n")
+        words, name, expected = [str(config)], "epochs", 7
     argv = [*command.split(), *POSITIONALS[command], option, *words]
     if command == "compare" and action.dest != "grid":
         grid_key = "conv" if action.dest in ("pooling",) else "pooling"

@@ -12,38 +12,15 @@ import sys
 import time
 from collections.abc import Sequence
 
+from cgcnn.config import PRESETS  # the named sets of settings (light: no torch, no numpy)
+
 EXIT_BAD_INPUT = 2
 #: an operating-system error (disk full, permission denied, out of memory, ...)
 EXIT_SYSTEM = 1
 #: stdout closed by its reader: 128 + SIGPIPE, as a shell reports it
 EXIT_BROKEN_PIPE = 141
 
-#: Named sets of `cgcnn train` settings (argparse destinations -> values).
-PRESETS: dict[str, dict[str, object]] = {
-    "original": {
-        "conv": "gated",
-        "activation": "softplus",
-        "atom_fea_len": 64,
-        "n_conv": 3,
-        "h_fea_len": 128,
-        "n_h": 1,
-        "pooling": "mean",
-        "optim": "sgd",
-        "lr": 0.01,
-        "momentum": 0.9,
-        "weight_decay": 0.0,
-        "batch_size": 256,
-        "epochs": 30,
-        "scheduler": "multistep",
-        "lr_milestones": [100],
-        "loss": "mse",
-        "patience": 0,
-        "gradient_clip": 0.0,
-        "ema": 0.0,
-        "atom_features": "cgcnn92",
-        "ensemble": 1,
-    }
-}
+__all__ = ["PRESETS", "build_parser", "main"]
 
 _DATA_HELP = """\
 DATA is any of: a folder in the original CGCNN layout (id_prop.csv + ID.cif files, or just
@@ -51,85 +28,38 @@ structure files); a CSV file with a CIF string per row; a JSON / JSON-lines file
 Structure dicts (Matbench style); a CIF, POSCAR/CONTCAR/*.vasp or extended-XYZ file."""
 
 
-def _add_data_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("reading structures")
-    group.add_argument(
-        "--target",
-        metavar="NAME[,NAME...]",
-        help="target column(s): names for CSV/JSON, 1-based column numbers of id_prop.csv "
-        "for a CGCNN folder (default: a folder's every target column; none for CSV/JSON)",
-    )
-    group.add_argument(
-        "--id-column", metavar="NAME", help="CSV/JSON id column (default: material_id, else id)"
-    )
-    group.add_argument(
+#: the settings of the "reading structures" group that featurize and predict offer too
+_READING = frozenset(
+    {"target", "id_column", "structure_column", "cache_dir", "workers", "skip_invalid", "skipped"}
+)
+
+
+def _add_root_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
         "--root",
         metavar="DIR",
         help="where registered datasets live (DATA may name one, e.g. perovskite-energy; "
         "default: $CGCNN_DATASETS_ROOT, else ~/.cache/cgcnn/datasets)",
     )
-    group.add_argument(
-        "--structure-column",
-        metavar="NAME",
-        help="CSV/JSON structure column (default: cif for CSV, structure for JSON)",
-    )
 
 
-def _add_graph_options(
-    parser: argparse.ArgumentParser, skipped_default: str | None = "./cgcnn-skipped.csv"
-) -> None:
-    """The graph options; ``--skipped`` with ``skipped_default`` said in its help (None:
-    no ``--skipped``, as in ``cgcnn compare``, whose runs each list theirs in their folder)."""
-    group = parser.add_argument_group("crystal graph")
-    group.add_argument(
-        "--radius", type=float, default=8.0, metavar="R", help="neighbour cutoff in Å (default 8)"
-    )
-    group.add_argument(
-        "--max-neighbors",
-        type=int,
-        default=12,
-        metavar="M",
-        help="nearest neighbours kept per atom (default 12)",
-    )
-    group.add_argument(
-        "--grow-radius",
-        action="store_true",
-        help="widen the cutoff per structure until every atom has M neighbours "
-        "(default: atoms with fewer get fewer edges; no fake padding)",
-    )
-    group.add_argument(
-        "--min-distance",
-        type=float,
-        default=0.5,
-        metavar="D",
-        help="reject structures with two atoms closer than D Å (default 0.5)",
-    )
-    group.add_argument(
-        "--cache",
-        metavar="DIR",
-        help="graph cache folder (default: $CGCNN_CACHE_DIR, else ~/.cache/cgcnn)",
-    )
-    group.add_argument(
-        "--workers",
-        type=int,
-        metavar="N",
-        help="featurization processes (default: all cores; 0: none, in this process)",
-    )
-    group.add_argument(
-        "--skip-invalid",
-        action="store_true",
-        help="leave bad structures out (listed in --skipped) instead of stopping",
-    )
-    if skipped_default is not None:
-        _add_skipped_option(group, skipped_default)
+def _add_reading_options(parser: argparse.ArgumentParser, skipped: str, *, graph: bool) -> None:
+    """The reading options of featurize and predict (and the graph's, for featurize), from
+    the same fields as train's; ``skipped`` says where --skipped defaults to."""
+    from cgcnn.config import add_options, iter_settings
 
-
-def _add_skipped_option(group, default: str) -> None:
-    group.add_argument(
-        "--skipped",
-        metavar="FILE",
-        help="where --skip-invalid lists the skipped structures with their line or file and "
-        f"reason (default {default}; written only when something is skipped)",
+    sections = ("data", "graph") if graph else ("data",)
+    leave_out = {
+        name for section, name, _ in iter_settings() if section == "data" and name not in _READING
+    }
+    add_options(
+        parser,
+        sections,
+        leave_out=frozenset(leave_out),
+        help_overrides={
+            "skipped": "where --skip-invalid lists the skipped structures with their line or "
+            f"file and reason (default {skipped}; written only when something is skipped)"
+        },
     )
 
 
@@ -166,8 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     feat.add_argument(
         "--show", action="store_true", help="print a line per crystal: atoms, edges, distances"
     )
-    _add_data_options(feat)
-    _add_graph_options(feat)
+    _add_reading_options(feat, "./cgcnn-skipped.csv", graph=True)
+    _add_root_option(feat)
     feat.set_defaults(func=cmd_featurize)
     _add_train_parser(commands)
     _add_compare_parser(commands)
@@ -257,34 +187,34 @@ def _add_train_parser(commands) -> None:
         epilog=_DATA_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    train.add_argument("data", metavar="DATA", help="structures with targets")
+    train.add_argument(
+        "data", metavar="DATA", nargs="?", help="structures with targets (or from --config)"
+    )
     train.add_argument(
         "--out", default="cgcnn-run", metavar="DIR", help="output folder (default cgcnn-run)"
     )
     train.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace a finished run in --out (default: refuse, so that no run is lost)",
+        "--config",
+        metavar="FILE",
+        help="start from the settings of a config.yaml (every run writes OUT/config.yaml; "
+        "options given beside it win, and DATA may then be left out)",
     )
     _add_train_options(train)
     train.set_defaults(func=cmd_train, parser=train)
 
 
+#: run settings that cgcnn compare sets itself, per run
+_PER_RUN = frozenset(
+    {"seed", "split_seed", "resume", "stop_after", "ensemble", "jobs", "overwrite", "skipped"}
+)
+
+
 def _add_train_options(train: argparse.ArgumentParser, *, compare: bool = False) -> None:
-    """Every ``cgcnn train`` option (not DATA and --out); ``compare`` leaves out the
-    per-run ones (--seed, --resume, --stop-after), which ``cgcnn compare`` sets itself."""
-    train.add_argument(
-        "--task",
-        choices=("regression", "classification"),
-        default="regression",
-        help="regression (default) or classification (labels 0, 1, ... in the target column)",
-    )
-    train.add_argument(
-        "--extensive",
-        action="store_true",
-        help="the target scales with the number of atoms (e.g. total energy per cell): predict "
-        "a contribution per atom and sum them, on top of per-element references",
-    )
+    """Every ``cgcnn train`` setting (not DATA and --out), generated from
+    :mod:`cgcnn.config`; ``compare`` leaves out the per-run ones, which ``cgcnn compare``
+    sets itself."""
+    from cgcnn.config import SECTIONS, add_options
+
     train.add_argument(
         "--preset",
         choices=sorted(PRESETS),
@@ -293,153 +223,18 @@ def _add_train_options(train: argparse.ArgumentParser, *, compare: bool = False)
         "lr 0.01, momentum 0.9, batch 256, 30 epochs, milestone 100, MSE, no early "
         "stopping, no weight average, the 92 atom features, one model)",
     )
-    train.add_argument(
-        "--atom-features",
-        default="cgcnn92+onehot",
-        metavar="FILE|NAME",
-        help="atom feature table: cgcnn92 (generated), onehot, an atom_init.json, or several "
-        "joined by '+' (default cgcnn92+onehot: the 92 CGCNN features and the element's "
-        "identity)",
+    _add_root_option(train)
+    add_options(
+        train,
+        tuple(SECTIONS),
+        leave_out=_PER_RUN if compare else frozenset(),
+        help_overrides={
+            "ensemble": "train K models on the same split (seeds SEED ... SEED+K-1) into "
+            "OUT/memberK; predict with their mean and report their spread in an 'uncertainty' "
+            "column; OUT/ensemble.json serves cgcnn predict (default 4, or 1 with --resume, "
+            "which continues one model; 1: a single model in OUT)",
+        },
     )
-    _add_data_options(train)
-    _add_graph_options(train, skipped_default=None if compare else "OUT/skipped.csv")
-
-    model = train.add_argument_group("model")
-    model.add_argument(
-        "--conv",
-        default="edgegated",
-        help="edgegated (default: gated messages, and bond states that every layer "
-        "updates) | gated (the paper's eq. 4) | shared (eq. 3) | none",
-    )
-    model.add_argument("--pooling", default="mean", help="mean (default) | max | sum | attention")
-    model.add_argument(
-        "--activation",
-        default="silu",
-        help="silu (default) | softplus (the paper's) | relu | sigmoid | tanh",
-    )
-    model.add_argument("--no-batchnorm", action="store_true", help="leave out the batch norms")
-    model.add_argument(
-        "--atom-fea-len", type=int, default=64, help="atom feature width (default 64)"
-    )
-    model.add_argument(
-        "--h-fea-len", type=int, default=128, help="hidden width after pooling (default 128)"
-    )
-    model.add_argument("--n-conv", type=int, default=3, help="convolutions (default 3)")
-    model.add_argument("--n-h", type=int, default=1, help="hidden layers after pooling (default 1)")
-    model.add_argument(
-        "--dropout", type=float, help="dropout after the first hidden layer (default 0)"
-    )
-    model.add_argument("--n-classes", type=int, help="classes (default: largest label + 1)")
-    model.add_argument(
-        "--class-weight",
-        choices=("none", "balanced"),
-        default="none",
-        help="classification: none (default), or balanced: weigh each class by n / (classes x "
-        "its count) in the loss, so that a rare class counts as much as a common one",
-    )
-    model.add_argument(
-        "--init",
-        metavar="CKPT",
-        help="fine-tune: start from the weights of a trained model, a best.ckpt of cgcnn train "
-        "or an original CGCNN .pth.tar (then give its atom_init.json as --atom-features). Its "
-        "architecture, atom features and graph settings are kept (options left at their "
-        "defaults take its values); the targets are scaled anew, and the output layer starts "
-        "afresh when the task changes",
-    )
-
-    split = train.add_argument_group("split (default: 80/10/10 at random, drawn with --seed)")
-    split.add_argument("--split", metavar="FILE", help="CSV 'id,split' with train / val / test")
-    split.add_argument("--train-ratio", type=float, help="default: what val and test leave")
-    split.add_argument("--val-ratio", type=float, default=0.1, help="default 0.1")
-    split.add_argument("--test-ratio", type=float, default=0.1, help="default 0.1 (0 allowed)")
-    split.add_argument("--train-size", type=int, help="number of training crystals")
-    split.add_argument("--val-size", type=int, help="number of validation crystals")
-    split.add_argument("--test-size", type=int, help="number of test crystals")
-
-    opt = train.add_argument_group("optimisation")
-    opt.add_argument("--epochs", type=int, default=100, help="maximum epochs (default 100)")
-    opt.add_argument("-b", "--batch-size", type=int, default=32, help="default 32")
-    opt.add_argument("--lr", type=float, default=3e-3, help="learning rate (default 3e-3)")
-    opt.add_argument("--optim", default="adamw", help="adamw (default) | sgd")
-    opt.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default 0.9)")
-    opt.add_argument(
-        "--weight-decay", type=float, default=1e-2, help="AdamW / SGD weight decay (default 1e-2)"
-    )
-    opt.add_argument(
-        "--scheduler",
-        default="cosine",
-        help="cosine (default) | multistep (x0.1 at --lr-milestones) | none",
-    )
-    opt.add_argument(
-        "--lr-milestones",
-        type=int,
-        nargs="+",
-        default=[100],
-        metavar="EPOCH",
-        help="epochs where multistep divides the learning rate by 10 (default 100)",
-    )
-    opt.add_argument(
-        "--loss",
-        default="l1",
-        help="l1 (default: the MAE itself) | huber (δ = 1 standard deviation) | mse "
-        "(regression; on standardised targets)",
-    )
-    opt.add_argument(
-        "--patience",
-        type=int,
-        default=30,
-        help="stop after this many epochs without a better validation MAE (classification: "
-        "loss) (default 30; 0: off)",
-    )
-    opt.add_argument(
-        "--gradient-clip", type=float, default=5.0, help="gradient norm clip (default 5; 0: off)"
-    )
-    opt.add_argument(
-        "--ema",
-        type=float,
-        default=0.99,
-        metavar="DECAY",
-        help="validate, keep and test an exponential moving average of the weights, with this "
-        "decay per step (default 0.99; 0: off)",
-    )
-    if not compare:
-        opt.add_argument(
-            "--seed",
-            type=int,
-            default=0,
-            help="seed of the split, the initial weights and the batches",
-        )
-        opt.add_argument("--resume", metavar="CKPT", help="continue from OUT/last.ckpt")
-        opt.add_argument(
-            "--ensemble",
-            type=int,
-            metavar="K",
-            help="train K models on the same split (seeds SEED ... SEED+K-1) into OUT/memberK; "
-            "predict with their mean and report their spread in an 'uncertainty' column; "
-            "OUT/ensemble.json serves cgcnn predict (default 4, or 1 with --resume, which "
-            "continues one model; 1: a single model in OUT)",
-        )
-        opt.add_argument(
-            "--jobs",
-            type=int,
-            metavar="J",
-            help="ensemble members trained at once, each in its own process with "
-            "cores / J threads (default: one per core, at most K; CPU only)",
-        )
-        opt.add_argument(
-            "--stop-after",
-            type=int,
-            metavar="EPOCHS",
-            help="end this run after EPOCHS epochs without changing the plan of --epochs (to "
-            "fit a time slot); continue later with --resume OUT/last.ckpt",
-        )
-
-    hw = train.add_argument_group("hardware (passed to PyTorch Lightning)")
-    hw.add_argument("--accelerator", default="cpu", help="cpu (default) | gpu | auto | ...")
-    hw.add_argument("--devices", default="1", help="devices per node (default 1; 'auto')")
-    hw.add_argument("--strategy", default="auto", help="auto (default) | ddp | ...")
-    hw.add_argument("--num-nodes", type=int, default=1, help="nodes (default 1)")
-    hw.add_argument("--num-workers", type=int, default=0, help="DataLoader workers (default 0)")
 
 
 _COMPARE_EPILOG = (
@@ -516,38 +311,40 @@ def _add_compare_parser(commands) -> None:
     cmp.set_defaults(func=cmd_compare, parser=cmp)
 
 
-#: train() option -> argparse destination, where they differ
-_DESTS = {"batchnorm": "no_batchnorm", "cache_dir": "cache"}
-
-
 def cmd_compare(args: argparse.Namespace) -> int:
     import shlex
 
     from cgcnn.comparison import compare, parse_grid
+    from cgcnn.config import RunSettings, fields_by_name, given_options
     from cgcnn.errors import InputError
 
     grid = parse_grid(args.grid)
-    kwargs = _train_kwargs(args)
+    explicit = set(getattr(args, "given", set()))
+    axes = set()
     for key in grid:
         name = key.strip().lstrip("-").replace("-", "_").lower()
         name = {"no_batchnorm": "batchnorm", "cache": "cache_dir"}.get(name, name)
-        dest = _DESTS.get(name, name)
-        if dest in vars(args) and getattr(args, dest) != args.parser.get_default(dest):
-            option = "--" + dest.replace("_", "-")
+        if name in explicit:
+            option = next(a.option_strings[-1] for a in args.parser._actions if a.dest == name)
             raise InputError("--grid", f"{key} is given both in the grid and as {option}")
-        kwargs.pop(name, None)
+        axes.add(name)
     apply_preset(args, args.parser)
-    fixed = {k: v for k, v in _train_kwargs(args).items() if k in kwargs}
+    # every setting the command offers, defaults included, but the grid's axes
+    offered = {a.dest for a in args.parser._actions} & set(fields_by_name()) - _PER_RUN
+    flat = RunSettings.from_options(given_options(args)).flat()
+    fixed = {name: flat[name] for name in sorted(offered - axes)}
     if sys.argv[1:2] == ["compare"]:
         words = sys.argv[1:]
-    else:  # called as main([...]): the options that differ from the defaults
+    else:  # called as main([...]): the options given
         words = ["compare", args.data, "--grid", *args.grid]
         for action in args.parser._actions:
             value = getattr(args, action.dest, None)
-            if action.dest in ("data", "grid", "help") or value == action.default:
+            if action.dest in ("data", "grid", "help") or (
+                action.dest not in explicit and value == action.default
+            ):
                 continue
             option = action.option_strings[-1]
-            if isinstance(value, bool):
+            if action.nargs == 0 or isinstance(value, bool):
                 words.append(option)
             else:
                 values = value if isinstance(value, list) else [value]
@@ -599,87 +396,43 @@ def _add_predict_parser(commands) -> None:
         metavar="FILE",
         help="original checkpoints only: atom_init.json (default: DATA/atom_init.json)",
     )
-    _add_data_options(pred)
-    pred.add_argument("--cache", metavar="DIR", help="graph cache folder")
-    pred.add_argument(
-        "--workers",
-        type=int,
-        metavar="N",
-        help="featurization processes (default: all cores; 0: none, in this process)",
-    )
-    pred.add_argument(
-        "--skip-invalid",
-        action="store_true",
-        help="leave bad structures out (listed in --skipped) instead of stopping",
-    )
-    _add_skipped_option(pred, "OUT's name with .skipped.csv, beside it")
+    _add_reading_options(pred, "OUT's name with .skipped.csv, beside it", graph=False)
+    _add_root_option(pred)
     pred.set_defaults(func=cmd_predict)
 
 
 def apply_preset(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
-    """Fill in the preset's values for every option left at its default."""
+    """Fill in the preset's values for every setting not given explicitly; they then count
+    as given (they are passed on, and a checkpoint of ``--init`` must agree with them)."""
     if not getattr(args, "preset", None):
         return
+    given = set(getattr(args, "given", set()))
     for name, value in PRESETS[args.preset].items():
-        if hasattr(args, name) and getattr(args, name) == parser.get_default(name):
+        if hasattr(args, name) and name not in given:
             setattr(args, name, value)
+            given.add(name)
+    args.given = given
 
 
-def _train_kwargs(args: argparse.Namespace) -> dict[str, object]:
-    """The keyword arguments of :func:`cgcnn.training.train` that the train options give
-    (everything but DATA, --out and the per-run --seed / --resume / --stop-after)."""
-    devices: int | str = int(args.devices) if str(args.devices).isdigit() else args.devices
-    return dict(
-        target=args.target,
-        task=args.task,
-        extensive=args.extensive,
-        atom_features=args.atom_features,
-        radius=args.radius,
-        max_neighbors=args.max_neighbors,
-        grow_radius=args.grow_radius,
-        min_distance=args.min_distance,
-        cache_dir=args.cache,
-        workers=args.workers,
-        skip_invalid=args.skip_invalid,
-        id_column=args.id_column,
-        structure_column=args.structure_column,
-        atom_fea_len=args.atom_fea_len,
-        n_conv=args.n_conv,
-        h_fea_len=args.h_fea_len,
-        n_h=args.n_h,
-        conv=args.conv,
-        pooling=args.pooling,
-        activation=args.activation,
-        batchnorm=not args.no_batchnorm,
-        dropout=args.dropout,
-        n_classes=args.n_classes,
-        class_weight=args.class_weight,
-        split=args.split,
-        train_ratio=args.train_ratio,
-        val_ratio=args.val_ratio,
-        test_ratio=args.test_ratio,
-        train_size=args.train_size,
-        val_size=args.val_size,
-        test_size=args.test_size,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        optim=args.optim,
-        momentum=args.momentum,
-        weight_decay=args.weight_decay,
-        scheduler=args.scheduler,
-        lr_milestones=args.lr_milestones,
-        loss=args.loss,
-        patience=args.patience,
-        gradient_clip=args.gradient_clip,
-        ema=args.ema,
-        init=args.init,
-        accelerator=args.accelerator,
-        devices=devices,
-        strategy=args.strategy,
-        num_nodes=args.num_nodes,
-        num_workers=args.num_workers,
-    )
+def _settings(args: argparse.Namespace) -> tuple[str | None, dict[str, object]]:
+    """(DATA, the settings to pass on): a --config file's, then the preset's, then the
+    options given on the command line, each winning over the one before."""
+    from cgcnn.config import given_options, read_config
+
+    data, options = (None, {})
+    if getattr(args, "config", None):
+        data, options = read_config(args.config)
+    explicit = given_options(args)
+    apply_preset(args, args.parser)
+    preset = {k: v for k, v in given_options(args).items() if k not in explicit}
+    options = {**options, **preset, **explicit}
+    if args.data is not None:
+        data = args.data
+    if data is None:
+        from cgcnn.errors import InputError
+
+        raise InputError("DATA", "give the structures to train on (or a --config naming them)")
+    return _data(str(data), args.root), options
 
 
 #: models ``cgcnn train`` trains when --ensemble is not given (docs/benchmarks.md)
@@ -687,28 +440,19 @@ DEFAULT_ENSEMBLE = 4
 
 
 def _ensemble_size(args: argparse.Namespace) -> int:
-    """--ensemble, else 4; a --resume continues one model (OUT/last.ckpt or a member's)."""
-    if args.ensemble is not None:
+    """--ensemble (or a preset's), else 4; a --resume continues one model (OUT/last.ckpt or a
+    member's)."""
+    if "ensemble" in getattr(args, "given", ()):
         return args.ensemble
     return 1 if args.resume else DEFAULT_ENSEMBLE
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    apply_preset(args, args.parser)
+    data, options = _settings(args)
+    options.setdefault("ensemble", _ensemble_size(args))
     from cgcnn.training import train
 
-    result = train(
-        _data(args.data, args.root),
-        args.out,
-        seed=args.seed,
-        resume=args.resume,
-        stop_after=args.stop_after,
-        overwrite=args.overwrite,
-        skipped=args.skipped,
-        ensemble=_ensemble_size(args),
-        jobs=args.jobs,
-        **_train_kwargs(args),
-    )
+    result = train(data, args.out, **options)
     if result.metrics:
         shown = {
             k: v for k, v in result.metrics.items() if k.startswith("test_") or k.startswith("n_")
@@ -736,7 +480,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         target=args.target,
         id_column=args.id_column,
         structure_column=args.structure_column,
-        cache_dir=args.cache,
+        cache_dir=args.cache_dir,
         workers=args.workers,
         skip_invalid=args.skip_invalid,
         skipped=args.skipped,
@@ -767,7 +511,7 @@ def cmd_featurize(args: argparse.Namespace) -> int:
         sources.append(example_structures())
     settings = GraphSettings(args.radius, args.max_neighbors, args.grow_radius, args.min_distance)
     resolve_workers(args.workers)  # checked before anything is read
-    cache_dir = args.cache or default_cache_dir()
+    cache_dir = args.cache_dir or default_cache_dir()
     store = GraphStore(cache_dir)
     records = iter_structures(
         sources,

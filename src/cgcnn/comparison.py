@@ -55,6 +55,10 @@ _RESERVED = {
     "ensemble": "not available in compare (compare seeds instead)",
     "progress": "compare turns progress bars off",
     "plots": "compare writes its own figures",
+    "jobs": "compare's own --jobs sets how many runs go at once",
+    "overwrite": "compare redoes unfinished runs by itself and keeps finished ones",
+    "skipped": "each run lists its skipped structures in its own folder",
+    "split_seed": "set by seeds (the split of seed k is drawn with k)",
 }
 #: options that change where or how fast a run computes, not what it computes
 _NOT_IDENTITY = {"cache_dir", "workers", "num_workers", "accelerator", "devices", "strategy"}

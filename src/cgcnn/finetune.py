@@ -19,6 +19,7 @@ What comes from the checkpoint and what from the new run:
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -135,19 +136,19 @@ def _names_a_file(spec: Any) -> bool:
     return isinstance(spec, str | os.PathLike) and Path(spec).is_file()
 
 
-def check_architecture(start: StartModel, given: dict[str, Any], defaults: dict[str, Any]) -> None:
-    """Refuse an architecture option that contradicts the checkpoint.
+def check_architecture(start: StartModel, options: dict[str, Any], given: Iterable[str]) -> None:
+    """Refuse an architecture setting that contradicts the checkpoint.
 
-    An option left at its default takes the checkpoint's value silently; one set to
-    something else than both the default and the checkpoint's value is an error, since
-    the weights cannot be used with it.  So are atom features given with a checkpoint of
-    ours, which holds its own table.
+    A setting not given takes the checkpoint's value; one given with another value than
+    the checkpoint's is an error, since the weights cannot be used with it.  So are atom
+    features given with a checkpoint of ours, which holds its own table.
 
     Args:
-        given: train()'s options as called.
-        defaults: train()'s defaults.
+        options: the run's settings (:meth:`cgcnn.config.RunSettings.flat`).
+        given: the names of the settings given (by the caller, a preset or a config file).
     """
-    if not start.original and given["atom_features"] != defaults["atom_features"]:
+    given = set(given)
+    if not start.original and "atom_features" in given:
         raise InputError(
             "--atom-features",
             f"the atom features come from the --init checkpoint {start.source}; leave it out",
@@ -157,10 +158,10 @@ def check_architecture(start: StartModel, given: dict[str, Any], defaults: dict[
     wanted["max_neighbors"] = start.max_neighbors
     wanted["grow_radius"] = start.grow_radius
     for name, value in wanted.items():
-        if given[name] != defaults[name] and not _same(given[name], value):
+        if name in given and not _same(options[name], value):
             raise InputError(
                 f"--{name.replace('_', '-')}",
-                f"is {given[name]!r} but the --init checkpoint {start.source} was built with "
+                f"is {options[name]!r} but the --init checkpoint {start.source} was built with "
                 f"{value!r}; leave it out to use the checkpoint's",
             )
 

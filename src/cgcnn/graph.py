@@ -30,11 +30,9 @@ estimate (:func:`estimate_pairs`), instead of ending in a ``MemoryError``.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -47,8 +45,9 @@ if TYPE_CHECKING:
     from pymatgen.core import Structure
     from torch_geometric.data import Data
 
-#: Bumped whenever the graph construction changes, so cached graphs are rebuilt.
-GRAPH_VERSION = 1
+from cgcnn.config import GRAPH_VERSION, GraphSettings
+
+__all__ = ["GRAPH_VERSION", "CrystalGraph", "GraphSettings", "build_graph", "featurize"]
 
 #: ``grow_radius`` never searches farther than this, Å.
 MAX_GROWN_RADIUS = 30.0
@@ -69,45 +68,6 @@ _UNCHECKED_BYTES = 64 * 2**20
 
 #: The memory assumed free when the system does not say.
 _ASSUMED_FREE_BYTES = 8 * 2**30
-
-
-@dataclass(frozen=True)
-class GraphSettings:
-    """Every setting that changes the graph of a crystal (and so its cache key).
-
-    Attributes:
-        radius: neighbour search cutoff, Å (> 0).
-        max_neighbors: neighbours kept per atom, the nearest first (>= 1).
-        grow_radius: enlarge the radius per structure until every atom has
-            ``max_neighbors`` neighbours (at most ``MAX_GROWN_RADIUS``).
-        min_distance: two atoms closer than this (Å) make the structure invalid.
-    """
-
-    radius: float = 8.0
-    max_neighbors: int = 12
-    grow_radius: bool = False
-    min_distance: float = 0.5
-
-    def __post_init__(self) -> None:
-        if not (isinstance(self.radius, int | float) and np.isfinite(self.radius)) or not (
-            self.radius > 0
-        ):
-            raise InputError("radius", f"must be a positive number of Å, got {self.radius!r}")
-        if isinstance(self.max_neighbors, bool) or not isinstance(
-            self.max_neighbors, int | np.integer
-        ):
-            raise InputError(
-                "max_neighbors", f"must be a whole number >= 1, got {self.max_neighbors!r}"
-            )
-        if self.max_neighbors < 1:
-            raise InputError("max_neighbors", f"must be >= 1, got {self.max_neighbors}")
-        if not self.min_distance >= 0:
-            raise InputError("min_distance", f"must be >= 0 Å, got {self.min_distance!r}")
-
-    def key(self) -> str:
-        """A short hash of the settings and of :data:`GRAPH_VERSION`."""
-        blob = json.dumps({**asdict(self), "version": GRAPH_VERSION}, sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import inspect
 import math
 import os
 import sys
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,60 +30,16 @@ from torch.utils.data import DataLoader, Sampler, Subset
 
 from cgcnn.batching import GraphBatcher, IndexDataset
 from cgcnn.checkpoint import SafeCheckpointIO, read_checkpoint
+from cgcnn.config import RunSettings, TrainConfig, train_signature
 from cgcnn.dataset import CrystalGraphDataset
-from cgcnn.elements import AtomFeatures, require_elements, resolve_atom_features
+from cgcnn.elements import require_elements, resolve_atom_features
 from cgcnn.errors import InputError
 from cgcnn.files import make_folder, write_json
 from cgcnn.logs import EpochLog
 from cgcnn.nn.model import CGCNN, CGCNNConfig
-from cgcnn.nn.resolve import LOSSES, OPTIMIZERS, SCHEDULERS
-from cgcnn.parallel import require_jobs
 from cgcnn.resume import ResumePlan, fingerprint, plan_resume, refuse_finished_out
 from cgcnn.splits import Split, random_split, split_from_file
 from cgcnn.targets import fit_references, standardization
-
-
-@dataclass
-class TrainConfig:
-    """Optimisation settings (saved in the checkpoint).
-
-    Defaults were chosen to train well on a few thousand crystals in minutes on a laptop
-    CPU (docs/benchmarks.md has the measurements): AdamW with a cosine schedule over 100
-    epochs, batch 32, early stopping after 30 epochs without progress and an exponential
-    moving average of the weights (decay 0.99) replace the original's 30 epochs of SGD,
-    which stop far from convergence (cgcnn issue #28).
-    """
-
-    epochs: int = 100
-    batch_size: int = 32
-    lr: float = 3e-3
-    optim: str = "adamw"
-    momentum: float = 0.9
-    weight_decay: float = 1e-2
-    scheduler: str = "cosine"
-    lr_milestones: list[int] = field(default_factory=lambda: [100])
-    loss: str = "l1"
-    patience: int = 30
-    gradient_clip: float = 5.0
-    seed: int = 0
-    #: classification: the cross-entropy's per-class weights (None: unweighted)
-    class_weights: list[float] | None = None
-    #: decay per step of an exponential moving average of the weights (0: off), kept by
-    #: Lightning's ``EMAWeightAveraging``
-    ema: float = 0.99
-
-    def __post_init__(self) -> None:
-        from cgcnn.nn.resolve import resolve
-
-        self.optim = resolve("optimizer", self.optim, OPTIMIZERS)
-        self.scheduler = resolve("scheduler", self.scheduler, SCHEDULERS)
-        self.loss = resolve("loss", self.loss, LOSSES)
-        if self.epochs < 1 or self.batch_size < 1:
-            raise InputError("--epochs/--batch-size", "must be >= 1")
-        if not self.lr > 0:
-            raise InputError("--lr", f"must be positive, got {self.lr}")
-        if not 0 <= self.ema < 1:
-            raise InputError("--ema", f"must be in [0, 1) (0: off), got {self.ema}")
 
 
 class EpochSeededSampler(Sampler[int]):
@@ -244,75 +201,7 @@ class TrainResult:
     checkpoint: Path
 
 
-def train(
-    data: Any,
-    out: str | os.PathLike = "cgcnn-run",
-    *,
-    target: str | None = None,
-    task: str = "regression",
-    extensive: bool = False,
-    atom_features: str | os.PathLike | AtomFeatures | None = "cgcnn92+onehot",
-    # graph
-    radius: float = 8.0,
-    max_neighbors: int = 12,
-    grow_radius: bool = False,
-    min_distance: float = 0.5,
-    cache_dir: str | os.PathLike | None = None,
-    workers: int | None = None,
-    skip_invalid: bool = False,
-    skipped: str | os.PathLike | None = None,
-    id_column: str | None = None,
-    structure_column: str | None = None,
-    # model
-    atom_fea_len: int = 64,
-    n_conv: int = 3,
-    h_fea_len: int = 128,
-    n_h: int = 1,
-    conv: str = "edgegated",
-    pooling: str = "mean",
-    activation: str = "silu",
-    batchnorm: bool = True,
-    dropout: float | None = None,
-    n_classes: int | None = None,
-    class_weight: str = "none",
-    # split
-    split: str | os.PathLike | None = None,
-    train_ratio: float | None = None,
-    val_ratio: float = 0.1,
-    test_ratio: float = 0.1,
-    train_size: int | None = None,
-    val_size: int | None = None,
-    test_size: int | None = None,
-    # optimisation
-    epochs: int = 100,
-    batch_size: int = 32,
-    lr: float = 3e-3,
-    optim: str = "adamw",
-    momentum: float = 0.9,
-    weight_decay: float = 1e-2,
-    scheduler: str = "cosine",
-    lr_milestones: list[int] | None = None,
-    loss: str = "l1",
-    patience: int = 30,
-    gradient_clip: float = 5.0,
-    seed: int = 0,
-    resume: str | os.PathLike | None = None,
-    init: str | os.PathLike | None = None,
-    stop_after: int | None = None,
-    # hardware
-    accelerator: str = "cpu",
-    devices: int | str = 1,
-    strategy: str = "auto",
-    num_nodes: int = 1,
-    num_workers: int = 0,
-    progress: bool = True,
-    plots: bool = True,
-    ensemble: int = 1,
-    split_seed: int | None = None,
-    ema: float = 0.99,
-    jobs: int | None = None,
-    overwrite: bool = False,
-) -> TrainResult:
+def train(data: Any, out: str | os.PathLike = "cgcnn-run", **options: Any) -> TrainResult:
     """Train a CGCNN on ``data`` and evaluate it; every output goes to ``out``.
 
     ``data`` is anything :class:`~cgcnn.CrystalGraphDataset` reads.  See ``cgcnn train
@@ -351,55 +240,67 @@ def train(
         :class:`TrainResult` with the test metrics and the best checkpoint's path (for an
         ensemble: ``out/ensemble.json``).
     """
-    options = {k: v for k, v in locals().items() if k not in ("data", "out", "ensemble", "jobs")}
-    if not isinstance(ensemble, int) or ensemble < 1:
-        raise InputError("--ensemble", f"must be a whole number >= 1, got {ensemble!r}")
-    if jobs is not None:
-        require_jobs(jobs)
-    _quiet_lightning()
-    from cgcnn.nn.resolve import ACTIVATIONS, CONVOLUTIONS, POOLINGS, TASKS, resolve
+    return _train(data, Path(out), RunSettings.from_options(options))
 
-    # names first, so that a typo fails before any featurization
-    conv, pooling = (
-        resolve("convolution", conv, CONVOLUTIONS),
-        resolve("pooling", pooling, POOLINGS),
+
+# train()'s signature and annotations come from the settings' fields (cgcnn.config), so
+# help(), inspect and `cgcnn compare`'s grid see every option with its one default
+train.__signature__ = train_signature(  # type: ignore[attr-defined]
+    [
+        inspect.Parameter("data", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Any),
+        inspect.Parameter(
+            "out",
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+            default="cgcnn-run",
+            annotation=str | os.PathLike,
+        ),
+    ]
+)
+train.__annotations__ = {
+    **{p.name: p.annotation for p in train.__signature__.parameters.values()},
+    "return": "TrainResult",
+}
+
+
+def _train(data: Any, out: Path, settings: RunSettings) -> TrainResult:
+    """:func:`train` on checked settings."""
+    o = settings.flat()
+    options = {k: v for k, v in o.items() if k not in ("ensemble", "jobs", "class_weights")}
+    ensemble, jobs, resume, init = o["ensemble"], o["jobs"], o["resume"], o["init"]
+    task, target, extensive, atom_features = (
+        o["task"],
+        o["target"],
+        o["extensive"],
+        o["atom_features"],
     )
-    activation, task = resolve("activation", activation, ACTIVATIONS), resolve("task", task, TASKS)
-    out = Path(out)
+    seed, split, split_seed, progress, plots = (
+        o["seed"],
+        o["split"],
+        o["split_seed"],
+        o["progress"],
+        o["plots"],
+    )
+    _quiet_lightning()
     if resume is None:
-        refuse_finished_out(out, overwrite)
+        refuse_finished_out(out, o["overwrite"])
         resume_state = None
     else:
         resume_state = read_checkpoint(resume)  # refused here, before anything is featurized
-    train_config = TrainConfig(
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        optim=optim,
-        momentum=momentum,
-        weight_decay=weight_decay,
-        scheduler=scheduler,
-        lr_milestones=list(lr_milestones or [100]),
-        loss=loss,
-        patience=patience,
-        gradient_clip=gradient_clip,
-        seed=seed,
-        ema=ema,
-    )  # checks the settings before anything is featurized or written
+    train_config = settings.optim
     _check_options(options)
     start = None
     if init is not None:
         from cgcnn.finetune import check_architecture, load_start
 
         start = load_start(init, atom_features)
-        check_architecture(start, options, _train_defaults())
+        check_architecture(start, options, settings.given)
         # the checkpoint's graphs, whatever the defaults say
         options["radius"] = start.model.config.radius
         options["max_neighbors"] = start.max_neighbors
         options["grow_radius"] = start.grow_radius
     if ensemble > 1:
         return _train_ensemble(data, out, ensemble, options, jobs)
-    if accelerator == "cpu":
+    if o["accelerator"] == "cpu":
         _keep_freed_memory()
     make_folder(out)
     L.seed_everything(seed, workers=True, verbose=False)
@@ -413,7 +314,7 @@ def train(
 
     features = resolve_atom_features(atom_features) if start is None else start.features
     batcher = GraphBatcher(dataset)  # reads every graph once, for all epochs
-    n_skipped = _report_skipped(dataset, out, skipped, progress)
+    n_skipped = _report_skipped(dataset, out, o["skipped"], progress)
     require_elements(batcher.elements(), features.known, features.source)
 
     if split is not None:
@@ -421,43 +322,43 @@ def train(
     else:
         parts = random_split(
             len(dataset),
-            train_ratio=train_ratio,
-            val_ratio=val_ratio,
-            test_ratio=test_ratio,
-            train_size=train_size,
-            val_size=val_size,
-            test_size=test_size,
+            train_ratio=o["train_ratio"],
+            val_ratio=o["val_ratio"],
+            test_ratio=o["test_ratio"],
+            train_size=o["train_size"],
+            val_size=o["val_size"],
+            test_size=o["test_size"],
             seed=seed if split_seed is None else split_seed,
         )
 
     targets = dataset.targets
     names = _target_names(target, targets.shape[1])
     classification = task == "classification"
-    k = _n_classes(targets, task, n_classes)
+    k = _n_classes(targets, task, o["n_classes"])
     if classification:
-        train_config.class_weights = _class_weights(targets[parts.train, 0], k, class_weight)
+        train_config.class_weights = _class_weights(targets[parts.train, 0], k, o["class_weight"])
     # what the new run decides, with or without a checkpoint to start from
     run_config = dict(
         task=task,
         n_targets=1 if classification else targets.shape[1],
         n_classes=k,
         extensive=extensive,
-        dropout=0.0 if dropout is None else dropout,
+        dropout=0.0 if o["dropout"] is None else o["dropout"],
         target_names=names[:1] if classification else names,
         class_names=[str(c) for c in range(k)] if classification else [],
     )
     if start is None:
         model_config = CGCNNConfig(
             atom_input_len=features.dim,
-            atom_fea_len=atom_fea_len,
-            n_conv=n_conv,
-            h_fea_len=h_fea_len,
-            n_h=n_h,
-            conv=conv,
-            pooling=pooling,
-            activation=activation,
-            batchnorm=batchnorm,
-            radius=radius,
+            atom_fea_len=o["atom_fea_len"],
+            n_conv=o["n_conv"],
+            h_fea_len=o["h_fea_len"],
+            n_h=o["n_h"],
+            conv=o["conv"],
+            pooling=o["pooling"],
+            activation=o["activation"],
+            batchnorm=o["batchnorm"],
+            radius=o["radius"],
             **run_config,
         )
     else:
@@ -503,19 +404,20 @@ def train(
                 flush=True,
             )
     _fit_transforms(module.model, dataset, parts.train)
+    settings.write(out / "config.yaml", data)  # every setting, to repeat the run (--config)
 
     batcher.expand_edges(module.model.gaussian)
-    loaders = _loaders(batcher, parts, batch_size, seed, num_workers)
+    loaders = _loaders(batcher, parts, o["batch_size"], seed, o["num_workers"])
     trainer = _trainer(
         out,
         parts,
         train_config,
-        accelerator,
-        devices,
-        strategy,
-        num_nodes,
+        o["accelerator"],
+        o["devices"],
+        o["strategy"],
+        o["num_nodes"],
         progress,
-        stop_after,
+        o["stop_after"],
         task,
         {} if resume_state is None else {str(resume): resume_state},
     )
@@ -538,7 +440,7 @@ def train(
         "train_seconds": round(train_seconds, 3),
         "epochs_run": int(trainer.current_epoch),
     }
-    if skip_invalid:
+    if o["skip_invalid"]:
         metrics["n_skipped"] = n_skipped
     from cgcnn.prediction import evaluate, load
 
@@ -558,17 +460,6 @@ def train(
     if plots:
         _learning_curve(out)
     return TrainResult(out, metrics, best)
-
-
-def _train_defaults() -> dict[str, Any]:
-    """:func:`train`'s default for each option."""
-    import inspect
-
-    return {
-        name: parameter.default
-        for name, parameter in inspect.signature(train).parameters.items()
-        if parameter.default is not inspect.Parameter.empty
-    }
 
 
 def _train_member(task: tuple[Any, Path, int, dict[str, Any]]) -> TrainResult:
@@ -603,6 +494,9 @@ def _train_ensemble(
     if options["split_seed"] is None:
         options["split_seed"] = seed
     make_folder(out)
+    RunSettings.from_options({**options, "seed": seed, "ensemble": k, "jobs": jobs}).write(
+        out / "config.yaml", data
+    )
     jobs = _ensemble_jobs(jobs, k, data, options)
     began = time.perf_counter()
     if jobs == 1:
@@ -898,38 +792,11 @@ def _best_checkpoint(trainer: L.Trainer, out: Path) -> Path:
 
 
 def _check_options(options: dict[str, Any]) -> None:
-    """Refuse bad settings before anything slow runs (featurizing takes minutes on a large
-    data set): the split, the model's sizes, the atom features and the hardware."""
+    """Refuse what the settings' own checks (:mod:`cgcnn.config`) cannot judge alone, before
+    anything slow runs (featurizing takes minutes on a large data set): the model as a
+    whole, the atom features and the hardware."""
     import inspect
 
-    from cgcnn.featurizer import resolve_workers
-    from cgcnn.graph import GraphSettings
-
-    GraphSettings(
-        options["radius"],
-        options["max_neighbors"],
-        options["grow_radius"],
-        options["min_distance"],
-    )
-    resolve_workers(options["workers"])
-    for name in ("val_ratio", "test_ratio"):
-        if not 0.0 <= options[name] < 1.0:
-            raise InputError(
-                f"--{name.replace('_', '-')}", f"must be in [0, 1), got {options[name]}"
-            )
-    if options["train_ratio"] is not None and not 0.0 < options["train_ratio"] <= 1.0:
-        raise InputError("--train-ratio", f"must be in (0, 1], got {options['train_ratio']}")
-    for name in ("train_size", "val_size", "test_size"):
-        if options[name] is not None and options[name] < (1 if name == "train_size" else 0):
-            raise InputError(f"--{name.replace('_', '-')}", f"must be >= 0, got {options[name]}")
-    if options["split"] is not None and not Path(options["split"]).is_file():
-        raise InputError(str(options["split"]), "no such split file")
-    if options["num_workers"] < 0:
-        raise InputError("--num-workers", f"must be >= 0, got {options['num_workers']}")
-    if options["patience"] < 0 or options["gradient_clip"] < 0:
-        raise InputError("--patience/--gradient-clip", "must be >= 0 (0: off)")
-    if options["stop_after"] is not None and options["stop_after"] < 1:
-        raise InputError("--stop-after", f"must be >= 1, got {options['stop_after']}")
     model_options = {
         name: options[name]
         for name in inspect.signature(CGCNNConfig).parameters

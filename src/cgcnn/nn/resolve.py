@@ -1,37 +1,34 @@
-"""Options chosen by name (activation, pooling, convolution, ...) resolved in one place.
-
-Every name goes through :func:`resolve`, which raises an :class:`~cgcnn.errors.InputError`
-(a ``ValueError``) listing the valid choices for anything else; nothing silently falls back
-to a default.  The name lists are plain tuples, importable without torch, so the command
-line can offer them as choices.
-"""
+"""Activations by name; the name lists and :func:`resolve` live in :mod:`cgcnn.names`."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from cgcnn.errors import InputError
+from cgcnn.names import (
+    ACTIVATIONS,
+    CONVOLUTIONS,
+    LOSSES,
+    OPTIMIZERS,
+    POOLINGS,
+    SCHEDULERS,
+    TASKS,
+    resolve,
+)
 
 if TYPE_CHECKING:
     from torch import nn
 
-ACTIVATIONS = ("softplus", "relu", "silu", "sigmoid", "tanh")
-POOLINGS = ("mean", "max", "sum", "attention")
-CONVOLUTIONS = ("gated", "shared", "edgegated", "none")
-TASKS = ("regression", "classification")
-LOSSES = ("huber", "mse", "l1")
-OPTIMIZERS = ("adamw", "sgd")
-SCHEDULERS = ("cosine", "multistep", "none")
-
-
-def resolve(kind: str, name: str, choices: Iterable[str]) -> str:
-    """``name`` in lower case if it is one of ``choices``; else an InputError listing them."""
-    key = str(name).strip().lower()
-    valid = list(choices)
-    if key not in valid:
-        raise InputError(kind, f"unknown {kind} {name!r}; choose one of: {', '.join(valid)}")
-    return key
+__all__ = [
+    "ACTIVATIONS",
+    "CONVOLUTIONS",
+    "LOSSES",
+    "OPTIMIZERS",
+    "POOLINGS",
+    "SCHEDULERS",
+    "TASKS",
+    "make_activation",
+    "resolve",
+]
 
 
 def make_activation(name: str) -> nn.Module:
