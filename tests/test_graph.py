@@ -278,3 +278,30 @@ def test_shared_folders_match_reference(folder):
     for name, structure in _structures_of(folder):
         graph = featurize(structure)
         assert_matches_reference(graph, reference_neighbors(structure, 8.0, 12), f"{folder}/{name}")
+
+
+def test_the_field_table_describes_what_to_data_makes():
+    """cgcnn.fields is the schema of a graph's Data: every field to_data makes is in it,
+    with the dtype and the shape it says (N atoms, E edges, T targets)."""
+    from cgcnn.examples import example_structures
+    from cgcnn.fields import FIELDS, describe
+    from cgcnn.graph import featurize
+
+    graph = featurize(example_structures()["TiO2-rutile"])
+    data = graph.to_data(y=np.array([1.0, 2.0], dtype=np.float32), id="rutile")
+    sizes = {"N": graph.num_atoms, "E": graph.num_edges, "T": 2}
+    made = {key for key in data.keys() if key != "num_nodes"}  # noqa: SIM118 (PyG)
+    assert made == set(FIELDS)
+    for name, (shape, dtype, _) in FIELDS.items():
+        value = data[name]
+        if shape == "str":
+            assert isinstance(value, str), name
+            continue
+        assert str(value.dtype) == f"torch.{dtype}", name
+        expected = tuple(
+            sizes[part] if part in sizes else int(part)
+            for part in shape.strip("()").replace(" ", "").split(",")
+            if part
+        )
+        assert tuple(value.shape) == expected, name
+    assert all(name in describe() for name in FIELDS)

@@ -1,7 +1,10 @@
 """The ``cgcnn`` command line.
 
-This module stays light: it imports only the standard library at start-up, so that
-``cgcnn --help`` answers at once; each command imports what it needs when it runs.
+This module stays light: it imports only the standard library and :mod:`cgcnn.config`
+(itself standard library only) at start-up, so that ``cgcnn --help`` answers at once; each
+command imports what it needs when it runs.  The options of ``train``, ``compare``,
+``featurize`` and ``predict`` are generated from the settings' fields in
+:mod:`cgcnn.config`.
 """
 
 from __future__ import annotations

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from cgcnn.errors import InputError
+from cgcnn.metrics import higher_is_better
 from cgcnn.parallel import available_cores, require_jobs, run_in_processes
 
 if typing.TYPE_CHECKING:
@@ -61,7 +62,7 @@ _RESERVED = {
     "split_seed": "set by seeds (the split of seed k is drawn with k)",
 }
 #: options that change where or how fast a run computes, not what it computes
-_NOT_IDENTITY = {"cache_dir", "workers", "num_workers", "accelerator", "devices", "strategy"}
+NOT_IDENTITY = {"cache_dir", "workers", "num_workers", "accelerator", "devices", "strategy"}
 #: options that decide the crystal graphs (featurized once per distinct combination)
 _GRAPH_KEYS = (
     "target",
@@ -76,7 +77,6 @@ _GRAPH_KEYS = (
 _ALIASES = {"no_batchnorm": ("batchnorm", True), "cache": ("cache_dir", False)}
 _TRUE = {"on", "true", "yes", "1"}
 _FALSE = {"off", "false", "no", "0"}
-_HIGHER_IS_BETTER = ("accuracy", "roc_auc", "r2", "f1")
 
 
 # --------------------------------------------------------------------------- options
@@ -244,7 +244,7 @@ def _check_grid(
         if not values:
             raise InputError("--grid", f"{name}: no values")
         converted = [_convert(name, v, options[name], invert) for v in values]
-        labels = [_label(v) for v in converted]
+        labels = [value_label(v) for v in converted]
         if len(set(labels)) != len(labels):
             raise InputError("--grid", f"{name}: a value is given twice ({', '.join(labels)})")
         checked[name] = converted
@@ -275,7 +275,7 @@ def _check_fixed(
     return checked
 
 
-def _label(value: Any) -> str:
+def value_label(value: Any) -> str:
     if isinstance(value, bool):
         return "on" if value else "off"
     if isinstance(value, list):
@@ -288,7 +288,7 @@ def _label(value: Any) -> str:
 def _slug(config: Mapping[str, Any]) -> str:
     if not config:
         return "default"
-    text = "__".join(f"{k}-{_label(v)}" for k, v in config.items())
+    text = "__".join(f"{k}-{value_label(v)}" for k, v in config.items())
     text = re.sub(r"[^A-Za-z0-9.+=-]+", "_", text.replace("=", "-"))
     if len(text) > 120:
         import hashlib
@@ -299,16 +299,16 @@ def _slug(config: Mapping[str, Any]) -> str:
 
 def config_name(config: Mapping[str, Any]) -> str:
     """A configuration as people read it: ``conv=gated, pooling=sum``."""
-    return ", ".join(f"{k}={_label(v)}" for k, v in config.items()) or "default"
+    return ", ".join(f"{k}={value_label(v)}" for k, v in config.items()) or "default"
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     if isinstance(value, os.PathLike):
         return os.fspath(value)
     if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
+        return {k: jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, str | int | float | bool) or value is None:
         return value
     return repr(value)
@@ -350,7 +350,7 @@ def _read_run(run_dir: Path) -> dict[str, Any]:
         for column, values in epochs.items():
             if not column.startswith("val_") or not np.isfinite(values).any():
                 continue
-            higher = any(t in column for t in _HIGHER_IS_BETTER)
+            higher = higher_is_better(column)
             index = int(np.nanargmax(values) if higher else np.nanargmin(values))
             row[f"best_{column}"] = float(values[index])
             if column in ("val_mae", "val_loss") and f"best_{column}_epoch" not in row:
@@ -360,14 +360,13 @@ def _read_run(run_dir: Path) -> dict[str, Any]:
 
 
 def _count_parameters(run_dir: Path, metrics: Mapping[str, Any]) -> int:
-    from cgcnn.checkpoint import read_checkpoint
-    from cgcnn.nn.model import CGCNN, CGCNNConfig
+    from cgcnn.checkpoint import open_checkpoint
+    from cgcnn.nn.model import CGCNN
 
     path = run_dir / "best.ckpt"
     if not path.is_file():
         path = Path(str(metrics.get("checkpoint", run_dir / "last.ckpt")))
-    state = read_checkpoint(path)
-    model = CGCNN(CGCNNConfig.from_dict(state["hyper_parameters"]["model_config"]))
+    model = CGCNN(open_checkpoint(path).model_config)
     return int(sum(p.numel() for p in model.parameters()))
 
 
@@ -389,7 +388,7 @@ def _featurize_once(data: Any, configs: list[dict[str, Any]], cores: int, verbos
     done: set[tuple] = set()
     for options in configs:
         setting = {k: options.get(k, defaults[k]) for k in _GRAPH_KEYS}
-        key = tuple(_label(setting[k]) for k in _GRAPH_KEYS)
+        key = tuple(value_label(setting[k]) for k in _GRAPH_KEYS)
         if key in done:
             continue
         done.add(key)
@@ -413,11 +412,6 @@ def _featurize_once(data: Any, configs: list[dict[str, Any]], cores: int, verbos
 
 
 # --------------------------------------------------------------------------- statistics
-
-
-def higher_is_better(metric: str) -> bool:
-    """Whether a larger ``metric`` is better (accuracy, ROC AUC, R², F1)."""
-    return any(token in metric.lower() for token in _HIGHER_IS_BETTER)
 
 
 def choose_metric(results: pd.DataFrame, task: str = "regression") -> str:
@@ -593,14 +587,14 @@ def compare(
     data = _resolve_data(data)
     out = Path(out)
     identity_base = {
-        "data": _jsonable(data),
-        **{k: _jsonable(v) for k, v in fixed.items() if k not in _NOT_IDENTITY},
+        "data": jsonable(data),
+        **{k: jsonable(v) for k, v in fixed.items() if k not in NOT_IDENTITY},
     }
     tasks, finished = [], []
     for seed in range(seeds):
         for config in configs:
             run_dir = out / "runs" / _slug(config) / f"seed{seed}"
-            identity = {**identity_base, **{k: _jsonable(v) for k, v in config.items()}}
+            identity = {**identity_base, **{k: jsonable(v) for k, v in config.items()}}
             identity["seed"] = seed
             task = {
                 "config": config,
@@ -631,7 +625,7 @@ def compare(
         row.update(_read_run(run_dir))
         row["run_dir"] = str(run_dir)
         for key, value in fixed.items():
-            row.setdefault(key, _label(value) if isinstance(value, list) else _jsonable(value))
+            row.setdefault(key, value_label(value) if isinstance(value, list) else jsonable(value))
         rows.append(row)
     results = pd.DataFrame(rows)
     task_kind = str(fixed.get("task", "regression"))
@@ -649,9 +643,9 @@ def compare(
     plot_learning_curves(results, metric, out / "learning_curves.png")
     if command is None:
         shown = ", ".join(
-            [repr(str(data)), repr({k: [_label(v) for v in vs] for k, vs in checked.items()})]
+            [repr(str(data)), repr({k: [value_label(v) for v in vs] for k, vs in checked.items()})]
             + [f"seeds={seeds}", f"out={str(out)!r}", f"jobs={jobs}"]
-            + [f"{k}={_jsonable(v)!r}" for k, v in train_options.items()]
+            + [f"{k}={jsonable(v)!r}" for k, v in train_options.items()]
         )
         command = f"cgcnn.compare({shown})"
     write_report(
@@ -749,7 +743,7 @@ def _check_same(run_dir: Path, identity: Mapping[str, Any]) -> None:
     # options.json holds the options given; one left out took the default of its day, which
     # the run's hparams.yaml records (a default may have changed since); an option that
     # neither records (made before the option existed) counts as today's default
-    defaults = {k: _jsonable(v[2]) for k, v in grid_options().items()}
+    defaults = {k: jsonable(v[2]) for k, v in grid_options().items()}
     used = {**defaults, **_recorded_options(run_dir), **saved}
     differ = sorted(
         k for k in set(used) | set(identity) if used.get(k) != identity.get(k, defaults.get(k))

@@ -17,8 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from cgcnn.comparison import _NOT_IDENTITY, _jsonable, _label, grid_options, higher_is_better
+from cgcnn.comparison import NOT_IDENTITY, grid_options, jsonable, value_label
 from cgcnn.errors import InputError
+from cgcnn.metrics import higher_is_better
 
 if typing.TYPE_CHECKING:
     import pandas as pd
@@ -160,7 +161,7 @@ def _markdown_table(summary: pd.DataFrame, keys: Sequence[str]) -> str:
         head.append("parameters")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in summary.to_dict("records"):
-        cells = [_label(row[k]) for k in keys]
+        cells = [value_label(row[k]) for k in keys]
         p = row["p_vs_best"]
         cells += [
             str(row["n"]),
@@ -195,7 +196,7 @@ def write_report(
     defaults = {k: v[2] for k, v in grid_options().items()}
     defaults["lr_milestones"] = [100]  # what train() uses for None
     changed = {
-        k: v for k, v in fixed.items() if k not in _NOT_IDENTITY and _jsonable(v) != defaults[k]
+        k: v for k, v in fixed.items() if k not in NOT_IDENTITY and jsonable(v) != defaults[k]
     }
     direction = "higher is better" if higher_is_better(metric) else "lower is better"
     split = fixed.get("split")
@@ -224,11 +225,11 @@ def write_report(
         "```",
         "",
         f"- data: `{data}`",
-        f"- grid: {'; '.join(f'{k} = ' + ', '.join(_label(v) for v in vs) for k, vs in grid.items()) or '(none)'}",  # noqa: E501
+        f"- grid: {'; '.join(f'{k} = ' + ', '.join(value_label(v) for v in vs) for k, vs in grid.items()) or '(none)'}",  # noqa: E501
         f"- seeds: {'0' if seeds == 1 else f'0 to {seeds - 1}'} for every configuration; "
         f"{split_note}",
         "- other settings (differing from the defaults): "
-        + (", ".join(f"{k}={_label(v)}" for k, v in changed.items()) or "none"),
+        + (", ".join(f"{k}={value_label(v)}" for k, v in changed.items()) or "none"),
         f"- metric: `{metric}` ({direction}); the test split's value of each run's best "
         "checkpoint (chosen on the validation split)"
         if metric.startswith("test_")

@@ -13,6 +13,7 @@ nothing per worker.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from collections.abc import Sequence
@@ -39,6 +40,9 @@ class CrystalGraphDataset(Dataset):
         max_neighbors: neighbours kept per atom.
         grow_radius: widen the cutoff per structure until every atom has ``max_neighbors``.
         min_distance: atoms closer than this (Å) make a structure invalid.
+        settings: the graph settings as one object; the four above, when given, win over
+            it.  Whatever neither gives takes :class:`~cgcnn.config.GraphSettings`'s default
+            (8 Å, 12 neighbours, no growing, 0.5 Å).
         cache_dir: the graph cache folder (default :func:`cgcnn.cache.default_cache_dir`);
             a relative path is taken from the current folder.
         workers: featurization processes (default: all cores).
@@ -67,18 +71,28 @@ class CrystalGraphDataset(Dataset):
         source: Any,
         *,
         target: str | Sequence[str] | None = None,
-        radius: float = 8.0,
-        max_neighbors: int = 12,
-        grow_radius: bool = False,
-        min_distance: float = 0.5,
+        radius: float | None = None,
+        max_neighbors: int | None = None,
+        grow_radius: bool | None = None,
+        min_distance: float | None = None,
         cache_dir: str | os.PathLike | None = None,
         workers: int | None = None,
         skip_invalid: bool = False,
         id_column: str | None = None,
         structure_column: str | None = None,
         progress: bool = True,
+        settings: GraphSettings | None = None,
     ) -> None:
-        self.settings = GraphSettings(radius, max_neighbors, grow_radius, min_distance)
+        given = {
+            "radius": radius,
+            "max_neighbors": max_neighbors,
+            "grow_radius": grow_radius,
+            "min_distance": min_distance,
+        }
+        base = {} if settings is None else dataclasses.asdict(settings)
+        self.settings = GraphSettings(
+            **{**base, **{k: v for k, v in given.items() if v is not None}}
+        )
         writer = GraphStore(default_cache_dir() if cache_dir is None else cache_dir)
         self.cache_dir = writer.directory  # absolute: a later chdir changes nothing
         records = iter_structures(

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -88,24 +88,17 @@ def load_start(
         InputError: a missing or unreadable file, an ensemble listing, or an original
             checkpoint without its ``atom_init.json``.
     """
-    from cgcnn.compat import is_original_checkpoint
-    from cgcnn.prediction import load
+    from cgcnn.checkpoint import open_checkpoint
+    from cgcnn.compat import ORIGINAL_MAX_NUM_NBR
 
-    path = Path(init)
-    source = str(path)
-    if path.suffix == ".json" and path.is_file():
+    source = os.fspath(init)
+    if Path(source).suffix == ".json" and Path(source).is_file():
         raise InputError(
             source,
             "is an ensemble listing; start from one model, e.g. its member0/best.ckpt",
         )
-    from cgcnn.checkpoint import is_remote
-
-    if is_remote(init):
-        source = str(init)  # Path() would fold the '//' of the address
-        path = source
-    elif not path.is_file():
-        raise InputError(source, "no such checkpoint file")
-    if is_original_checkpoint(path):
+    opened = open_checkpoint(source)  # read once; refused if hostile or damaged
+    if opened.kind == "original":
         if not _names_a_file(atom_features):
             raise InputError(
                 source,
@@ -113,23 +106,18 @@ def load_start(
                 "as --atom-features FILE",
             )
         features = resolve_atom_features(atom_features)
-        model, _ = load(path, features)
-        # the original's graphs: 12 nearest neighbours within the cutoff
-        return StartModel(model, features, 12, False, source, original=True)
-    model, info = load(path)
-    settings = {**asdict(GraphSettings()), **info["graph_settings"]}
+        # the original's graphs: its 12 nearest neighbours within the cutoff
+        return StartModel(
+            opened.model(features), features, ORIGINAL_MAX_NUM_NBR, False, source, original=True
+        )
+    model, info = opened.model(), opened.info()
+    settings = GraphSettings(**info["graph_settings"])
     features = AtomFeatures(
         model.atom_table.numpy(),
         model.atom_known.numpy(),
         str(info["meta"].get("atom_features", source)),
     )
-    return StartModel(
-        model,
-        features,
-        int(settings["max_neighbors"]),
-        bool(settings["grow_radius"]),
-        source,
-    )
+    return StartModel(model, features, settings.max_neighbors, settings.grow_radius, source)
 
 
 def _names_a_file(spec: Any) -> bool:

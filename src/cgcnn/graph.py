@@ -121,11 +121,11 @@ class CrystalGraph:
 
 def featurize(
     structure: Structure | Crystal,
-    radius: float = 8.0,
-    max_neighbors: int = 12,
+    radius: float = GraphSettings.radius,  # the defaults of GraphSettings (8 Å, 12, ...)
+    max_neighbors: int = GraphSettings.max_neighbors,
     *,
-    grow_radius: bool = False,
-    min_distance: float = 0.5,
+    grow_radius: bool = GraphSettings.grow_radius,
+    min_distance: float = GraphSettings.min_distance,
     source: str | None = None,
 ) -> CrystalGraph:
     """Build the crystal graph of one structure.

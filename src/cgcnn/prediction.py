@@ -8,7 +8,6 @@ checkpoint and the structures.
 from __future__ import annotations
 
 import csv
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -40,35 +39,12 @@ def load(
     Raises:
         InputError: a missing file or a file that is not a checkpoint.
     """
-    from cgcnn.checkpoint import read_checkpoint
-    from cgcnn.compat import is_original_checkpoint, model_from_original
+    from cgcnn.checkpoint import open_checkpoint
 
-    path = str(checkpoint)
-    state = read_checkpoint(path)
-    if isinstance(state, dict) and is_original_checkpoint(state):
-        if atom_init is None:
-            raise InputError(path, "is an original CGCNN checkpoint: give its atom_init.json")
-        from cgcnn.elements import resolve_atom_features
-
-        model = model_from_original(state, resolve_atom_features(atom_init), path)
-        return model, {"graph_settings": {}, "train_config": {}, "meta": {"original": True}}
-    hparams = state.get("hyper_parameters") if isinstance(state, dict) else None
-    if not hparams or "model_config" not in hparams:
-        raise InputError(path, "is not a cgcnn checkpoint (no model configuration in it)")
-    model = CGCNN(CGCNNConfig.from_dict(hparams["model_config"]))
-    weights = {
-        k.removeprefix("model."): v
-        for k, v in state["state_dict"].items()
-        if k.startswith("model.")
-    }
-    model.load_state_dict(weights)
-    model.eval()
-    info = {
-        "graph_settings": dict(hparams.get("graph_settings", {})),
-        "train_config": dict(hparams.get("train_config", {})),
-        "meta": dict(hparams.get("meta", {})),
-    }
-    return model, info
+    opened = open_checkpoint(checkpoint)
+    if opened.kind == "ensemble":
+        raise InputError(str(checkpoint), "is an ensemble: load one of its members")
+    return opened.model(atom_init), opened.info()
 
 
 @torch.no_grad()
@@ -280,15 +256,15 @@ def predict(
     out = Path(out)
     if out.is_dir():
         raise InputError(str(out), "is a folder; --out names the predictions' CSV file")
-    from cgcnn.compat import is_original_checkpoint
+    from cgcnn.checkpoint import open_checkpoint
 
-    if is_original_checkpoint(checkpoint):
-        return _predict_original(checkpoint, data, out, atom_init)
+    opened = open_checkpoint(checkpoint)  # read once, whatever its kind
+    if opened.kind == "original":
+        return _predict_original(opened.state, data, out, atom_init)
     from cgcnn.dataset import CrystalGraphDataset
 
-    members, scale = read_ensemble(checkpoint)
-    loaded = [load(path) for path in members]
-    model, info = loaded[0]
+    models, scale = opened.models(), opened.uncertainty_scale
+    model, info = models[0], opened.info()
     expected = 1 if model.config.task == "classification" else model.config.n_targets
     if scale is not None and (model.config.task != "regression" or len(scale) != expected):
         raise InputError(
@@ -296,14 +272,14 @@ def predict(
             f"has {len(scale)} uncertainty scale(s), but its members predict {expected} "
             f"{model.config.task} target(s)",
         )
-    settings = info["graph_settings"]
+    from cgcnn.config import GraphSettings
+
+    # the graphs the model was trained on (a checkpoint without a record: its radius)
+    graphs = GraphSettings(**{"radius": model.config.radius, **info["graph_settings"]})
     dataset = CrystalGraphDataset(
         data,
         target=target,
-        radius=settings.get("radius", model.config.radius),
-        max_neighbors=settings.get("max_neighbors", 12),
-        grow_radius=settings.get("grow_radius", False),
-        min_distance=settings.get("min_distance", 0.5),
+        settings=graphs,
         cache_dir=cache_dir,
         workers=workers,
         skip_invalid=skip_invalid,
@@ -323,7 +299,7 @@ def predict(
             f"has {dataset.targets.shape[1]} target column(s) but the model predicts {expected}; "
             "choose them with --target",
         )
-    return evaluate([m for m, _ in loaded], dataset, out, uncertainty_scale=scale)
+    return evaluate(models, dataset, out, uncertainty_scale=scale)
 
 
 def skipped_list(out: Path, skipped: str | os.PathLike | None) -> Path:
@@ -348,47 +324,25 @@ def report_skipped(report: Any, path: Path, kept: int) -> None:
     )
 
 
-def read_ensemble(checkpoint: str | os.PathLike) -> tuple[list[Path | str], list[float] | None]:
-    """The checkpoints behind ``checkpoint`` and the scale of their spread.
+def read_ensemble(checkpoint: str | os.PathLike) -> tuple[list[str], list[float] | None]:
+    """The checkpoints behind ``checkpoint`` and the scale of their spread (a single
+    checkpoint is itself, unscaled; see :func:`cgcnn.checkpoint.open_checkpoint`)."""
+    from cgcnn.checkpoint import open_checkpoint
 
-    A single checkpoint is itself, unscaled.  An ``ensemble.json`` (written by ``cgcnn train
-    --ensemble K``) lists its members relative to its folder and, for a regression ensemble
-    trained with a validation split, their ``uncertainty_scale`` (one factor per target,
-    see :func:`cgcnn.training.uncertainty_scale`); without one the spread stays unscaled.
-    """
-    from cgcnn.checkpoint import is_remote
-
-    if is_remote(checkpoint):
-        return [str(checkpoint)], None  # an address, kept as given
-    path = Path(checkpoint)
-    if path.suffix != ".json":
-        return [path], None
-    if not path.is_file():
-        raise InputError(str(path), "no such ensemble file")
-    try:
-        listing = json.loads(path.read_text())
-        listed = listing["members"]
-    except (ValueError, KeyError, TypeError):
-        raise InputError(str(path), "is not an ensemble file (no 'members' list)") from None
-    members = [path.parent / member for member in listed]
-    if not members:
-        raise InputError(str(path), "lists no member checkpoints")
-    scale = listing.get("uncertainty_scale")
-    if scale is None:
-        return members, None
-    if not isinstance(scale, list) or not all(isinstance(v, int | float) for v in scale):
-        raise InputError(str(path), "has an 'uncertainty_scale' that is not a list of numbers")
-    return members, [float(v) for v in scale]
+    opened = open_checkpoint(checkpoint)
+    if opened.kind != "ensemble":
+        return [opened.source], None
+    return [member.source for member in opened.members], opened.uncertainty_scale
 
 
 def _predict_original(
-    checkpoint: str | os.PathLike, data: Any, out: str | os.PathLike, atom_init: Any
+    checkpoint: dict[str, Any], data: Any, out: str | os.PathLike, atom_init: Any
 ) -> dict[str, float]:
     """An original CGCNN checkpoint: the original's graphs and model (:mod:`cgcnn.compat`)."""
-    from cgcnn.compat import load_original_checkpoint, predict_original
+    from cgcnn.compat import predict_original
     from cgcnn.plots import classification_metrics, regression_metrics
 
-    results = predict_original(load_original_checkpoint(checkpoint), data, atom_init)
+    results = predict_original(checkpoint, data, atom_init)
     classification = bool(results) and results[0].probabilities is not None
     config = CGCNNConfig(
         task="classification" if classification else "regression",

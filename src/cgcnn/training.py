@@ -531,9 +531,9 @@ def _train_ensemble(
     listing: dict[str, Any] = {
         "members": [str(Path(r.metrics["checkpoint"]).relative_to(out.resolve())) for r in members]
     }
-    from cgcnn.prediction import load
+    from cgcnn.checkpoint import open_checkpoint
 
-    config = load(members[0].checkpoint)[0].config
+    config = open_checkpoint(members[0].checkpoint).model_config
     scale = None
     if config.task == "regression" and members[0].metrics["n_val"]:
         scale = uncertainty_scale([_read_results(r.out / "val_results.csv") for r in members])

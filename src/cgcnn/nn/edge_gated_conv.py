@@ -61,6 +61,22 @@ class EdgeGatedConv(nn.Module):
         self.act_atom = make_activation(activation)
         self.act_edge = make_activation(activation)
 
+    def reset_parameters(self) -> None:
+        """Draw the weights afresh and reset the batch norms (not called by ``__init__``,
+        whose layers are already freshly drawn: calling it there would draw twice and change
+        every model of a given seed)."""
+        for linear in (
+            self.centre_gate,
+            self.neighbour_gate,
+            self.edge_gate,
+            self.self_update,
+            self.neighbour_update,
+        ):
+            linear.reset_parameters()
+        for bn in (self.bn_edge, self.bn_atom):
+            if isinstance(bn, nn.BatchNorm1d):
+                bn.reset_parameters()
+
     def forward(
         self,
         x: torch.Tensor,

@@ -54,6 +54,8 @@ class GatedConv(nn.Module):
         self.act_out = make_activation(activation)
 
     def reset_parameters(self) -> None:
+        """Draw the weights afresh and reset the batch norms (``__init__``'s layers are
+        already fresh; calling this there would change every model of a given seed)."""
         self.fc_full.reset_parameters()
         for bn in (self.bn1, self.bn2):
             if isinstance(bn, nn.BatchNorm1d):

@@ -16,11 +16,9 @@ from torch import nn
 from torch_geometric.nn import global_add_pool
 
 from cgcnn.gaussian import GaussianExpansion
-from cgcnn.nn.edge_gated_conv import EdgeGatedConv
-from cgcnn.nn.gated_conv import GatedConv
+from cgcnn.nn.convs import CONVOLUTION_LAYERS, make_convolutions
 from cgcnn.nn.pooling import Pooling
 from cgcnn.nn.resolve import ACTIVATIONS, CONVOLUTIONS, POOLINGS, TASKS, make_activation, resolve
-from cgcnn.nn.shared_conv import SharedConv
 
 
 @dataclass
@@ -134,26 +132,13 @@ class CGCNN(nn.Module):
         self.gaussian = GaussianExpansion(c.radius, c.gaussian_step)
         edge_len = self.gaussian.num_features
         self.embedding = nn.Linear(c.atom_input_len, c.atom_fea_len)
-        if c.conv == "gated":
-            self.convs = nn.ModuleList(
-                GatedConv(c.atom_fea_len, edge_len, c.activation, c.batchnorm)
-                for _ in range(c.n_conv)
-            )
-        elif c.conv == "shared":
-            self.convs = nn.ModuleList(
-                SharedConv(c.atom_fea_len, edge_len, c.activation, c.batchnorm)
-                for _ in range(c.n_conv)
-            )
-        elif c.conv == "edgegated":
+        edge_embedding, convs = make_convolutions(
+            c.conv, c.n_conv, c.atom_fea_len, edge_len, c.activation, c.batchnorm
+        )
+        if edge_embedding is not None:
             # the Gaussians (E, G) -> the first edge states (E, F)
-            self.edge_embedding = nn.Sequential(
-                nn.Linear(edge_len, c.atom_fea_len), make_activation(c.activation)
-            )
-            self.convs = nn.ModuleList(
-                EdgeGatedConv(c.atom_fea_len, c.activation, c.batchnorm) for _ in range(c.n_conv)
-            )
-        else:
-            self.convs = nn.ModuleList()
+            self.edge_embedding = edge_embedding
+        self.convs = convs
         self.pool = Pooling("sum" if c.extensive else c.pooling, c.atom_fea_len)
         self.conv_to_fc = nn.Linear(c.atom_fea_len, c.h_fea_len)
         self.fcs = nn.ModuleList(nn.Linear(c.h_fea_len, c.h_fea_len) for _ in range(c.n_h - 1))
@@ -170,6 +155,13 @@ class CGCNN(nn.Module):
         self.register_buffer("ref_coef", torch.zeros(c.atom_input_len, t))
         self.register_buffer("ref_bias", torch.zeros(t))
 
+    def reset_parameters(self) -> None:
+        """Draw every learned weight afresh (the embedding, each layer, the head) and reset
+        the batch norms; the atom table and the target transforms stay."""
+        for module in self.modules():
+            if module is not self and hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+
     def set_atom_features(self, table: torch.Tensor, known: torch.Tensor) -> None:
         """Copy a (119, atom_input_len) feature table and its (119,) known-element mask in."""
         self.atom_table.copy_(table)
@@ -185,7 +177,7 @@ class CGCNN(nn.Module):
             edge_attr = self.gaussian(batch.distances)  # (E, G)
         # (E,) multiplicities when GraphBatcher merged identical periodic-image edges
         edge_weight = getattr(batch, "edge_weight", None)
-        if self.config.conv == "edgegated":
+        if CONVOLUTION_LAYERS[self.config.conv].updates_edges:
             edge_state = self.edge_embedding(edge_attr)  # (E, F)
             for conv in self.convs:
                 x, edge_state = conv(x, batch.edge_index, edge_state, edge_weight)

@@ -35,6 +35,11 @@ class Pooling(nn.Module):
                 raise ValueError("attention pooling needs fea_len")
             self.attention = AttentionalAggregation(nn.Linear(fea_len, 1))
 
+    def reset_parameters(self) -> None:
+        """Draw the attention weights afresh (the other modes have none)."""
+        if self.attention is not None:
+            self.attention.reset_parameters()
+
     def forward(self, x: torch.Tensor, batch: torch.Tensor, num_graphs: int) -> torch.Tensor:
         if self.mode == "mean":
             return global_mean_pool(x, batch, num_graphs)

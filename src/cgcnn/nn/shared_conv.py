@@ -47,6 +47,8 @@ class SharedConv(nn.Module):
         self.act = make_activation(activation)
 
     def reset_parameters(self) -> None:
+        """Draw the weights afresh and reset the batch norms (``__init__``'s layers are
+        already fresh; calling this there would change every model of a given seed)."""
         self.fc_neighbors.reset_parameters()
         self.fc_self.reset_parameters()
         if isinstance(self.bn, nn.BatchNorm1d):
