@@ -83,24 +83,13 @@ _FALSE = {"off", "false", "no", "0"}
 
 
 def _choice_sets() -> dict[str, tuple[str, ...]]:
-    from cgcnn.nn.resolve import (
-        ACTIVATIONS,
-        CONVOLUTIONS,
-        LOSSES,
-        OPTIMIZERS,
-        POOLINGS,
-        SCHEDULERS,
-        TASKS,
-    )
+    """Setting -> its accepted names (from the settings' fields, :mod:`cgcnn.config`)."""
+    from cgcnn.config import fields_by_name
 
     return {
-        "conv": CONVOLUTIONS,
-        "pooling": POOLINGS,
-        "activation": ACTIVATIONS,
-        "optim": OPTIMIZERS,
-        "scheduler": SCHEDULERS,
-        "loss": LOSSES,
-        "task": TASKS,
+        name: item.metadata["choices"]
+        for name, (_, item) in fields_by_name().items()
+        if item.metadata.get("choices")
     }
 
 

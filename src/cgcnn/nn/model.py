@@ -16,9 +16,10 @@ from torch import nn
 from torch_geometric.nn import global_add_pool
 
 from cgcnn.gaussian import GaussianExpansion
+from cgcnn.names import ACTIVATIONS, CONVOLUTIONS, POOLINGS, TASKS, resolve
 from cgcnn.nn.convs import CONVOLUTION_LAYERS, make_convolutions
 from cgcnn.nn.pooling import Pooling
-from cgcnn.nn.resolve import ACTIVATIONS, CONVOLUTIONS, POOLINGS, TASKS, make_activation, resolve
+from cgcnn.nn.resolve import make_activation
 
 
 @dataclass

@@ -7,7 +7,7 @@ from torch import nn
 from torch_geometric.nn import global_add_pool, global_max_pool, global_mean_pool
 from torch_geometric.nn.aggr import AttentionalAggregation
 
-from cgcnn.nn.resolve import POOLINGS, resolve
+from cgcnn.names import POOLINGS, resolve
 
 
 class Pooling(nn.Module):

@@ -4,31 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from cgcnn.names import (
-    ACTIVATIONS,
-    CONVOLUTIONS,
-    LOSSES,
-    OPTIMIZERS,
-    POOLINGS,
-    SCHEDULERS,
-    TASKS,
-    resolve,
-)
+from cgcnn.names import ACTIVATIONS, resolve
 
 if TYPE_CHECKING:
     from torch import nn
-
-__all__ = [
-    "ACTIVATIONS",
-    "CONVOLUTIONS",
-    "LOSSES",
-    "OPTIMIZERS",
-    "POOLINGS",
-    "SCHEDULERS",
-    "TASKS",
-    "make_activation",
-    "resolve",
-]
 
 
 def make_activation(name: str) -> nn.Module:
