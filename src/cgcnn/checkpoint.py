@@ -7,15 +7,14 @@ through :func:`read_checkpoint`, for local files and ``http(s)://`` addresses al
 * ``torch.load(weights_only=True)``, passed explicitly (torch < 2.6 defaults to
   ``weights_only=False``, which runs whatever the pickle says), inside
   ``torch.serialization.safe_globals`` with the small allow-list the original CGCNN files
-  need (:func:`cgcnn.compat.allowed_globals`: a numpy scalar, numpy dtypes and
+  need (:func:`allowed_globals`: a numpy scalar, numpy dtypes and
   ``argparse.Namespace``, none of which can run code).  A file that asks for anything else
   is refused with one line naming it; nothing in it is executed.
 * The tensors' SHA-256 (:func:`tensor_digest`), stored when the package saves a checkpoint,
   is checked, so flipped bytes in the weights are an error rather than silent garbage.
 
-:func:`open_checkpoint` reads any checkpoint once into a :class:`Checkpoint`: its kind
-(ours, an ensemble listing, an original file), configs, models, members and uncertainty
-scale; every command and :func:`cgcnn.load` go through it.
+:func:`cgcnn.trained.open_checkpoint` builds on it: any checkpoint read once into one
+object (ours, an ensemble listing, an original file).
 
 Checkpoints are written by :class:`SafeCheckpointIO`, Lightning's checkpoint plugin with the
 digest added and the file written atomically (:func:`cgcnn.files.atomic_write`).
@@ -23,6 +22,7 @@ digest added and the file written atomically (:func:`cgcnn.files.atomic_write`).
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import io
 import os
@@ -30,10 +30,10 @@ import pickle
 import re
 import warnings
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
@@ -48,6 +48,29 @@ REMOTE_TIMEOUT = 60
 
 class RefusedCheckpoint(InputError):
     """A checkpoint whose pickle asks for code or objects outside the allow-list."""
+
+
+def allowed_globals() -> list[Any]:
+    """The ``weights_only`` allow-list: classes / (function, name).
+
+    What the original CGCNN's files need (:mod:`cgcnn.compat` says why each is safe): a
+    numpy scalar's reconstructor (under its numpy 1 and 2 names), numpy dtypes and
+    ``argparse.Namespace``.  None of them can run code.
+    """
+    try:
+        from numpy._core.multiarray import scalar
+    except ImportError:  # numpy < 2
+        from numpy.core.multiarray import scalar  # type: ignore[no-redef]
+    allowed: list[Any] = [
+        (scalar, "numpy.core.multiarray.scalar"),
+        (scalar, "numpy._core.multiarray.scalar"),
+        np.dtype,
+        argparse.Namespace,
+    ]
+    dtypes = getattr(np, "dtypes", None)  # numpy >= 1.25: concrete dtype classes
+    if dtypes is not None:
+        allowed.append(dtypes.Float64DType)
+    return allowed
 
 
 def is_remote(source: str | os.PathLike) -> bool:
@@ -72,8 +95,6 @@ def read_checkpoint(source: str | os.PathLike) -> Any:
     """
     name = os.fspath(source)
     handle = _download(name) if is_remote(name) else _local_file(name)
-    from cgcnn.compat import allowed_globals
-
     try:
         with torch.serialization.safe_globals(allowed_globals()), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # legacy-format and numpy deprecation notes
@@ -217,148 +238,3 @@ def _download(url: str) -> io.BytesIO:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0][:200] if text else type(exc).__name__
-
-
-# --------------------------------------------------------------------------- one object
-
-
-@dataclass
-class Checkpoint:
-    """A checkpoint read once: one of ours, an ensemble listing, or an original CGCNN file.
-
-    Attributes:
-        source: the path or address, as given.
-        kind: ``"cgcnn"`` (``best.ckpt`` / ``last.ckpt`` of ``cgcnn train``), ``"ensemble"``
-            (an ``ensemble.json``: :attr:`members`, :attr:`uncertainty_scale`) or
-            ``"original"`` (a ``.pth.tar`` of the original code; needs its
-            ``atom_init.json`` to make a model).
-        state: what the file holds (``None`` for an ensemble).
-        members: an ensemble's checkpoints, each read once.
-        uncertainty_scale: an ensemble's factor per target on its members' spread.
-    """
-
-    source: str
-    kind: str
-    state: dict[str, Any] | None = None
-    members: list[Checkpoint] = field(default_factory=list)
-    uncertainty_scale: list[float] | None = None
-
-    @property
-    def first(self) -> Checkpoint:
-        """The checkpoint itself, or an ensemble's first member."""
-        return self.members[0] if self.kind == "ensemble" else self
-
-    @property
-    def hyper_parameters(self) -> dict[str, Any]:
-        return dict((self.first.state or {}).get("hyper_parameters") or {})
-
-    @property
-    def model_config(self):
-        """The :class:`~cgcnn.nn.CGCNNConfig` of one of ours (of an ensemble's members)."""
-        from cgcnn.nn.model import CGCNNConfig
-
-        if self.first.kind == "original":
-            raise InputError(self.source, "an original checkpoint's model needs its atom_init")
-        return CGCNNConfig.from_dict(self.hyper_parameters["model_config"])
-
-    def info(self) -> dict[str, Any]:
-        """``graph_settings``, ``train_config`` and ``meta`` (empty for an original file)."""
-        if self.first.kind == "original":
-            return {"graph_settings": {}, "train_config": {}, "meta": {"original": True}}
-        hparams = self.hyper_parameters
-        return {
-            "graph_settings": dict(hparams.get("graph_settings", {})),
-            "train_config": dict(hparams.get("train_config", {})),
-            "meta": dict(hparams.get("meta", {})),
-        }
-
-    def model(self, atom_features: Any = None):
-        """The model (eval mode); for an original file, ``atom_features`` (its
-        ``atom_init.json``, a table or a built-in name) is required."""
-        if self.kind == "ensemble":
-            raise InputError(self.source, "is an ensemble: take the models of its members")
-        if self.kind == "original":
-            if atom_features is None:
-                raise InputError(
-                    self.source, "is an original CGCNN checkpoint: give its atom_init.json"
-                )
-            from cgcnn.compat import model_from_original
-            from cgcnn.elements import resolve_atom_features
-
-            return model_from_original(
-                self.state, resolve_atom_features(atom_features), self.source
-            )
-        from cgcnn.nn.model import CGCNN
-
-        model = CGCNN(self.model_config)
-        weights = {
-            k.removeprefix("model."): v
-            for k, v in self.state["state_dict"].items()
-            if k.startswith("model.")
-        }
-        try:
-            model.load_state_dict(weights)
-        except RuntimeError as exc:
-            first = str(exc).strip().splitlines()
-            raise InputError(
-                self.source, f"its weights do not fit its model ({first[-1].strip()[:160]})"
-            ) from None
-        return model.eval()
-
-    def models(self) -> list:
-        """Every model: the members of an ensemble, else the one."""
-        if self.kind == "ensemble":
-            return [member.model() for member in self.members]
-        return [self.model()]
-
-
-def open_checkpoint(source: str | os.PathLike) -> Checkpoint:
-    """Read any checkpoint once (see :class:`Checkpoint`), through :func:`read_checkpoint`.
-
-    Raises:
-        InputError: a missing, unreadable, hostile or damaged file, an ensemble listing that
-            is not one, or a PyTorch file that is neither ours nor an original CGCNN one.
-    """
-    name = os.fspath(source)
-    if not is_remote(name) and Path(name).suffix == ".json":
-        return _open_ensemble(Path(name))
-    state = read_checkpoint(name)
-    from cgcnn.compat import is_original_checkpoint
-
-    if isinstance(state, dict) and is_original_checkpoint(state):
-        return Checkpoint(name, "original", state)
-    hparams = state.get("hyper_parameters") if isinstance(state, dict) else None
-    if not hparams or "model_config" not in hparams:
-        raise InputError(name, "is not a cgcnn checkpoint (no model configuration in it)")
-    return Checkpoint(name, "cgcnn", state)
-
-
-def _open_ensemble(path: Path) -> Checkpoint:
-    """An ``ensemble.json`` (written by ``cgcnn train --ensemble K``): its members, relative
-    to its folder, and the scale of their spread (one factor per target; absent for an
-    ensemble trained without a validation split, or written by an older version)."""
-    import json
-
-    if not path.is_file():
-        raise InputError(str(path), "no such ensemble file")
-    try:
-        listing = json.loads(path.read_text())
-        listed = listing["members"]
-    except (ValueError, KeyError, TypeError):
-        raise InputError(str(path), "is not an ensemble file (no 'members' list)") from None
-    if not listed:
-        raise InputError(str(path), "lists no member checkpoints")
-    scale = listing.get("uncertainty_scale")
-    if scale is not None and (
-        not isinstance(scale, list) or not all(isinstance(v, int | float) for v in scale)
-    ):
-        raise InputError(str(path), "has an 'uncertainty_scale' that is not a list of numbers")
-    members = [open_checkpoint(path.parent / member) for member in listed]
-    if any(member.kind != "cgcnn" for member in members):
-        raise InputError(str(path), "lists a member that is not a checkpoint of cgcnn train")
-    return Checkpoint(
-        str(path),
-        "ensemble",
-        members=members,
-        uncertainty_scale=None if scale is None else [float(v) for v in scale],
-    )

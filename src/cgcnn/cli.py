@@ -500,8 +500,9 @@ def _fmt(value) -> str:
 
 def cmd_featurize(args: argparse.Namespace) -> int:
     from cgcnn.cache import GraphStore, default_cache_dir
+    from cgcnn.config import resolve_workers
     from cgcnn.errors import InputError
-    from cgcnn.featurizer import count_records_hint, featurize_records, resolve_workers
+    from cgcnn.featurizer import count_records_hint, featurize_records
     from cgcnn.graph import GraphSettings
     from cgcnn.io import iter_structures
 

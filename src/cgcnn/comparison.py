@@ -40,29 +40,13 @@ from typing import Any
 import numpy as np
 
 from cgcnn.errors import InputError
+from cgcnn.grid import NOT_IDENTITY, RESERVED, grid_options, jsonable, value_label
 from cgcnn.metrics import higher_is_better
 from cgcnn.parallel import available_cores, require_jobs, run_in_processes
 
 if typing.TYPE_CHECKING:
     import pandas as pd
 
-#: train() options that cgcnn compare sets itself and that are therefore neither grid
-#: axes nor fixed options.
-_RESERVED = {
-    "seed": "set by seeds (0 .. seeds - 1)",
-    "out": "set by compare (OUT/runs/<configuration>/seed<k>)",
-    "resume": "compare resumes by itself (finished runs are kept)",
-    "stop_after": "not available in compare",
-    "ensemble": "not available in compare (compare seeds instead)",
-    "progress": "compare turns progress bars off",
-    "plots": "compare writes its own figures",
-    "jobs": "compare's own --jobs sets how many runs go at once",
-    "overwrite": "compare redoes unfinished runs by itself and keeps finished ones",
-    "skipped": "each run lists its skipped structures in its own folder",
-    "split_seed": "set by seeds (the split of seed k is drawn with k)",
-}
-#: options that change where or how fast a run computes, not what it computes
-NOT_IDENTITY = {"cache_dir", "workers", "num_workers", "accelerator", "devices", "strategy"}
 #: options that decide the crystal graphs (featurized once per distinct combination)
 _GRAPH_KEYS = (
     "target",
@@ -93,47 +77,12 @@ def _choice_sets() -> dict[str, tuple[str, ...]]:
     }
 
 
-def grid_options() -> dict[str, tuple[str, bool, Any]]:
-    """The options of :func:`cgcnn.training.train` that a comparison can set.
-
-    Returns:
-        ``{name: (kind, optional, default)}`` where ``kind`` is ``"bool"``, ``"int"``,
-        ``"float"``, ``"int_list"`` or ``"str"`` and ``optional`` says whether ``None`` is
-        allowed.
-    """
-    import inspect
-
-    from cgcnn.training import train
-
-    hints = typing.get_type_hints(train)
-    options: dict[str, tuple[str, bool, Any]] = {}
-    for name, parameter in inspect.signature(train).parameters.items():
-        if parameter.kind is not inspect.Parameter.KEYWORD_ONLY or name in _RESERVED:
-            continue
-        hint = hints.get(name, str)
-        args = typing.get_args(hint)
-        optional = type(None) in args
-        members = [a for a in args if a is not type(None)] if args else [hint]
-        if typing.get_origin(hint) is list or any(typing.get_origin(m) is list for m in members):
-            kind = "int_list"
-        elif bool in members:
-            kind = "bool"
-        elif int in members and float not in members and str not in members:
-            kind = "int"
-        elif float in members and str not in members:
-            kind = "float"
-        else:
-            kind = "str"
-        options[name] = (kind, optional, parameter.default)
-    return options
-
-
 def _normalise_key(key: str, valid: Mapping[str, Any]) -> tuple[str, bool]:
     name = str(key).strip().lstrip("-").replace("-", "_").lower()
     if name in _ALIASES:
         return _ALIASES[name]
-    if name in _RESERVED:
-        raise InputError("--grid", f"{name!r} cannot be a grid axis: {_RESERVED[name]}")
+    if name in RESERVED:
+        raise InputError("--grid", f"{name!r} cannot be a grid axis: {RESERVED[name]}")
     if name not in valid:
         raise InputError(
             "--grid",
@@ -246,8 +195,8 @@ def _check_fixed(
     checked: dict[str, Any] = {}
     for key, value in fixed.items():
         name = key.replace("-", "_")
-        if name in _RESERVED:
-            raise InputError(name, f"cannot be set in a comparison: {_RESERVED[name]}")
+        if name in RESERVED:
+            raise InputError(name, f"cannot be set in a comparison: {RESERVED[name]}")
         if name not in options:
             raise InputError(
                 name, f"is not an option of train; valid: {', '.join(sorted(options))}"
@@ -262,16 +211,6 @@ def _check_fixed(
         else:
             checked[name] = value  # e.g. an AtomFeatures object
     return checked
-
-
-def value_label(value: Any) -> str:
-    if isinstance(value, bool):
-        return "on" if value else "off"
-    if isinstance(value, list):
-        return "+".join(str(v) for v in value)
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
 
 
 def _slug(config: Mapping[str, Any]) -> str:
@@ -289,18 +228,6 @@ def _slug(config: Mapping[str, Any]) -> str:
 def config_name(config: Mapping[str, Any]) -> str:
     """A configuration as people read it: ``conv=gated, pooling=sum``."""
     return ", ".join(f"{k}={value_label(v)}" for k, v in config.items()) or "default"
-
-
-def jsonable(value: Any) -> Any:
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    if isinstance(value, dict):
-        return {k: jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    if isinstance(value, str | int | float | bool) or value is None:
-        return value
-    return repr(value)
 
 
 # --------------------------------------------------------------------------- runs
@@ -349,8 +276,8 @@ def _read_run(run_dir: Path) -> dict[str, Any]:
 
 
 def _count_parameters(run_dir: Path, metrics: Mapping[str, Any]) -> int:
-    from cgcnn.checkpoint import open_checkpoint
     from cgcnn.nn.model import CGCNN
+    from cgcnn.trained import open_checkpoint
 
     path = run_dir / "best.ckpt"
     if not path.is_file():

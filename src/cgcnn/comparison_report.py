@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from cgcnn.comparison import NOT_IDENTITY, grid_options, jsonable, value_label
 from cgcnn.errors import InputError
+from cgcnn.grid import NOT_IDENTITY, grid_options, jsonable, value_label
 from cgcnn.metrics import higher_is_better
 
 if typing.TYPE_CHECKING:

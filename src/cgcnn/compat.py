@@ -47,7 +47,8 @@ Safe loading
 :func:`load_original_checkpoint` reads the file with :func:`cgcnn.checkpoint.read_checkpoint`,
 the package's one checkpoint loader: ``torch.load(..., weights_only=True)``, which only
 rebuilds tensors, containers and plain numbers, inside
-``torch.serialization.safe_globals`` with this allow-list (:func:`allowed_globals`):
+``torch.serialization.safe_globals`` with this allow-list
+(:func:`cgcnn.checkpoint.allowed_globals`):
 
 * ``numpy.core.multiarray.scalar`` (also under its numpy 2 name
   ``numpy._core.multiarray.scalar``): rebuilds a numpy scalar (the published
@@ -107,24 +108,6 @@ _ORIGINAL_KEY = re.compile(
     r"|convs\.\d+\.bn[12]\.(?:weight|bias|running_mean|running_var|num_batches_tracked))$"
 )
 _REQUIRED = ("embedding.weight", "conv_to_fc.weight", "fc_out.weight")
-
-
-def allowed_globals() -> list[Any]:
-    """The ``weights_only`` allow-list (see the module docstring): classes / (function, name)."""
-    try:
-        from numpy._core.multiarray import scalar
-    except ImportError:  # numpy < 2
-        from numpy.core.multiarray import scalar  # type: ignore[no-redef]
-    allowed: list[Any] = [
-        (scalar, "numpy.core.multiarray.scalar"),
-        (scalar, "numpy._core.multiarray.scalar"),
-        np.dtype,
-        argparse.Namespace,
-    ]
-    dtypes = getattr(np, "dtypes", None)  # numpy >= 1.25: concrete dtype classes
-    if dtypes is not None:
-        allowed.append(dtypes.Float64DType)
-    return allowed
 
 
 def load_original_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -89,6 +89,22 @@ def option(
 
 # --------------------------------------------------------------------------- sections
 
+
+def resolve_workers(workers: int | None) -> int:
+    """Featurization processes for ``--workers``, the same in every command: ``None``, all
+    cores; 0 or 1, in this process (no worker processes, as ``--num-workers 0`` means for
+    data loading); N, N processes.
+
+    Raises:
+        InputError: a negative or non-integer value.
+    """
+    if workers is None:
+        return os.cpu_count() or 1
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+        raise InputError("--workers", f"must be a whole number >= 0, got {workers!r}")
+    return max(1, workers)
+
+
 #: Bumped whenever the graph construction changes, so cached graphs are rebuilt.
 GRAPH_VERSION = 1
 
@@ -198,8 +214,6 @@ class DataOptions:
 
     def __post_init__(self) -> None:
         self.task = resolve("task", self.task, TASKS)
-        from cgcnn.featurizer import resolve_workers
-
         resolve_workers(self.workers)
 
 
@@ -517,7 +531,7 @@ class RunSettings:
         grouped: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
         for name, value in options.items():
             section, item = known[name]
-            if value is None and not _optional(item):
+            if value is None and not is_optional(item):
                 continue  # None where a value is required: not given, the default holds
             grouped[section][name] = value
         sections = {name: SECTIONS[name](**values) for name, values in grouped.items()}
@@ -640,7 +654,7 @@ def add_options(
             if not meta["cli"] or item.name in leave_out:
                 continue
             default = default_of(item)
-            kind = _kind(item)
+            kind = setting_kind(item)
             if kind == "str" and default is not None:
                 default = str(default)  # as the command line would give it
             text = overrides.get(item.name, meta["help"])
@@ -665,7 +679,7 @@ def add_options(
             group.add_argument(*flags, action=_Given, **kwargs)
 
 
-def _optional(item: dataclasses.Field) -> bool:
+def is_optional(item: dataclasses.Field) -> bool:
     """Whether the setting accepts ``None``."""
     hint = typing.get_type_hints(_owner(item))[item.name]
     return type(None) in typing.get_args(hint)
@@ -681,7 +695,7 @@ def _shown(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def _kind(item: dataclasses.Field) -> str:
+def setting_kind(item: dataclasses.Field) -> str:
     """``bool``, ``int``, ``float``, ``int_list`` or ``str`` from a field's annotation."""
     hint = typing.get_type_hints(_owner(item))[item.name]
     args = typing.get_args(hint)

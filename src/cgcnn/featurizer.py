@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from cgcnn.cache import GraphStore, encode_graph
+from cgcnn.config import resolve_workers
 from cgcnn.errors import InputError
 from cgcnn.graph import GraphSettings, build_graph
 from cgcnn.io import StructureRecord, content_hash, parse_payload
@@ -132,21 +133,6 @@ class Problems:
         if self.count > len(first):
             lines.append(f"  ... and {self.count - len(first)} more")
         return InputError(None, "\n".join(lines))
-
-
-def resolve_workers(workers: int | None) -> int:
-    """Featurization processes for ``--workers``, the same in every command: ``None``, all
-    cores; 0 or 1, in this process (no worker processes, as ``--num-workers 0`` means for
-    data loading); N, N processes.
-
-    Raises:
-        InputError: a negative or non-integer value.
-    """
-    if workers is None:
-        return os.cpu_count() or 1
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
-        raise InputError("--workers", f"must be a whole number >= 0, got {workers!r}")
-    return max(1, workers)
 
 
 def featurize_records(

@@ -88,8 +88,8 @@ def load_start(
         InputError: a missing or unreadable file, an ensemble listing, or an original
             checkpoint without its ``atom_init.json``.
     """
-    from cgcnn.checkpoint import open_checkpoint
     from cgcnn.compat import ORIGINAL_MAX_NUM_NBR
+    from cgcnn.trained import open_checkpoint
 
     source = os.fspath(init)
     if Path(source).suffix == ".json" and Path(source).is_file():

@@ -39,7 +39,7 @@ def load(
     Raises:
         InputError: a missing file or a file that is not a checkpoint.
     """
-    from cgcnn.checkpoint import open_checkpoint
+    from cgcnn.trained import open_checkpoint
 
     opened = open_checkpoint(checkpoint)
     if opened.kind == "ensemble":
@@ -256,7 +256,7 @@ def predict(
     out = Path(out)
     if out.is_dir():
         raise InputError(str(out), "is a folder; --out names the predictions' CSV file")
-    from cgcnn.checkpoint import open_checkpoint
+    from cgcnn.trained import open_checkpoint
 
     opened = open_checkpoint(checkpoint)  # read once, whatever its kind
     if opened.kind == "original":
@@ -327,7 +327,7 @@ def report_skipped(report: Any, path: Path, kept: int) -> None:
 def read_ensemble(checkpoint: str | os.PathLike) -> tuple[list[str], list[float] | None]:
     """The checkpoints behind ``checkpoint`` and the scale of their spread (a single
     checkpoint is itself, unscaled; see :func:`cgcnn.checkpoint.open_checkpoint`)."""
-    from cgcnn.checkpoint import open_checkpoint
+    from cgcnn.trained import open_checkpoint
 
     opened = open_checkpoint(checkpoint)
     if opened.kind != "ensemble":

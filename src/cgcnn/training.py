@@ -531,7 +531,7 @@ def _train_ensemble(
     listing: dict[str, Any] = {
         "members": [str(Path(r.metrics["checkpoint"]).relative_to(out.resolve())) for r in members]
     }
-    from cgcnn.checkpoint import open_checkpoint
+    from cgcnn.trained import open_checkpoint
 
     config = open_checkpoint(members[0].checkpoint).model_config
     scale = None
