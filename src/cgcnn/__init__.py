@@ -30,7 +30,8 @@ _LAZY = {
     "read_structures": "cgcnn.io",
     "train": "cgcnn.training",
     "predict": "cgcnn.prediction",
-    "load": "cgcnn.prediction",
+    "load": "cgcnn.inference",
+    "TrainedModel": "cgcnn.inference",
     "compare": "cgcnn.comparison",
     "CGCNN": "cgcnn.nn.model",
     "CGCNNConfig": "cgcnn.nn.model",
@@ -46,6 +47,7 @@ __all__ = [
     "GaussianExpansion",
     "GraphSettings",
     "InputError",
+    "TrainedModel",
     "__version__",
     "compare",
     "featurize",
@@ -64,9 +66,10 @@ if TYPE_CHECKING:
     from cgcnn.errors import InputError
     from cgcnn.gaussian import GaussianExpansion
     from cgcnn.graph import CrystalGraph, GraphSettings, featurize
+    from cgcnn.inference import TrainedModel, load
     from cgcnn.io import read_structures
     from cgcnn.nn.model import CGCNN, CGCNNConfig
-    from cgcnn.prediction import load, predict
+    from cgcnn.prediction import predict
     from cgcnn.training import train
 
 

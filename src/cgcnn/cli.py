@@ -399,6 +399,24 @@ def _add_predict_parser(commands) -> None:
         metavar="FILE",
         help="original checkpoints only: atom_init.json (default: DATA/atom_init.json)",
     )
+    pred.add_argument(
+        "--device",
+        metavar="DEV",
+        help="where the models run: cpu (default), cuda, cuda:1, ...",
+    )
+    pred.add_argument(
+        "--embeddings",
+        metavar="FILE",
+        help="also write each crystal's vector (the pooled atom features the head reads): "
+        ".npz (ids and an (n, F) array) or .csv",
+    )
+    pred.add_argument(
+        "--contributions",
+        metavar="FILE",
+        help="also write each site's contribution to the prediction (CSV: id, site, element, "
+        "fractional a b c, one column per target); for models that sum over sites "
+        "(--extensive)",
+    )
     _add_reading_options(pred, "OUT's name with .skipped.csv, beside it", graph=False)
     _add_root_option(pred)
     pred.set_defaults(func=cmd_predict)
@@ -487,11 +505,47 @@ def cmd_predict(args: argparse.Namespace) -> int:
         workers=args.workers,
         skip_invalid=args.skip_invalid,
         skipped=args.skipped,
+        device=args.device,
     )
+    if args.embeddings or args.contributions:
+        _write_extras(args)
     if metrics:
         print(", ".join(f"{k} {_fmt(v)}" for k, v in metrics.items()))
     print(f"predictions written to {args.out}")
     return 0
+
+
+def _write_extras(args: argparse.Namespace) -> None:
+    """``--embeddings`` and ``--contributions`` of ``cgcnn predict``, from the model object."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from cgcnn.files import atomic_write
+    from cgcnn.inference import load, read_crystals
+
+    model = load(args.checkpoint, args.atom_init, device=args.device)
+    data = _data(args.data, args.root)
+    if args.contributions:
+        frame = model.contributions(data)
+        with atomic_write(args.contributions, newline="") as handle:
+            frame.to_csv(handle, index=False)
+        print(f"contributions of {frame['id'].nunique()} crystals written to {args.contributions}")
+    if args.embeddings:
+        ids = [rid for rid, _ in read_crystals(data)]
+        vectors = model.embed(data)
+        path = Path(args.embeddings)
+        if path.suffix == ".npz":
+            with atomic_write(path, "wb") as handle:
+                np.savez(handle, ids=np.array(ids, dtype=str), embeddings=vectors)
+        else:
+            import pandas as pd
+
+            frame = pd.DataFrame(vectors, columns=[f"e{k}" for k in range(vectors.shape[1])])
+            frame.insert(0, "id", ids)
+            with atomic_write(path, newline="") as handle:
+                frame.to_csv(handle, index=False)
+        print(f"{vectors.shape[0]} crystal vectors ({vectors.shape[1]} values) written to {path}")
 
 
 def _fmt(value) -> str:

@@ -44,6 +44,7 @@ from cgcnn.names import (
     LOSSES,
     OPTIMIZERS,
     POOLINGS,
+    READOUTS,
     SCHEDULERS,
     TASKS,
     resolve,
@@ -228,6 +229,13 @@ class ModelOptions:
         choices=CONVOLUTIONS,
     )
     pooling: str = option("mean", "crystal pooling of the atoms", choices=POOLINGS)
+    readout: str = option(
+        "pooled",
+        "pooled: pool the atoms, then the head | site: the head on every atom, then the mean "
+        "of the per-site values (each site's value is its contribution; --pooling unused); "
+        "--extensive always sums per-site values",
+        choices=READOUTS,
+    )
     activation: str = option("silu", "activation (softplus: the paper's)", choices=ACTIVATIONS)
     batchnorm: bool = option(
         True, "leave out the batch norms", flag="--no-batchnorm", show_default=False
@@ -260,6 +268,7 @@ class ModelOptions:
     def __post_init__(self) -> None:
         self.conv = resolve("convolution", self.conv, CONVOLUTIONS)
         self.pooling = resolve("pooling", self.pooling, POOLINGS)
+        self.readout = resolve("readout", self.readout, READOUTS)
         self.activation = resolve("activation", self.activation, ACTIVATIONS)
         for name in ("atom_fea_len", "h_fea_len", "n_h"):
             if int(getattr(self, name)) < 1:

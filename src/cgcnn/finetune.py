@@ -39,6 +39,7 @@ ARCHITECTURE_OPTIONS = (
     "n_h",
     "conv",
     "pooling",
+    "readout",
     "activation",
     "batchnorm",
     "radius",

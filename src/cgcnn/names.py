@@ -15,6 +15,7 @@ from cgcnn.errors import InputError
 
 ACTIVATIONS = ("softplus", "relu", "silu", "sigmoid", "tanh")
 POOLINGS = ("mean", "max", "sum", "attention")
+READOUTS = ("pooled", "site")
 CONVOLUTIONS = ("gated", "shared", "edgegated", "none")
 TASKS = ("regression", "classification")
 LOSSES = ("huber", "mse", "l1")

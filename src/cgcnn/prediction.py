@@ -69,7 +69,8 @@ def predict_dataset(model: CGCNN, dataset: Any, batch_size: int = 256) -> np.nda
         )
     else:
         batches = iter(DataLoader(dataset, batch_size=batch_size))
-    chunks = [model.predict(batch) for batch in batches]
+    device = next(model.parameters()).device  # where the model is, the batches go
+    chunks = [model.predict(batch.to(device)).cpu() for batch in batches]
     return torch.cat(chunks).numpy() if chunks else np.zeros((0, model.config.n_outputs))
 
 
@@ -244,6 +245,7 @@ def predict(
     skip_invalid: bool = False,
     skipped: str | os.PathLike | None = None,
     progress: bool = True,
+    device: str | None = None,
 ) -> dict[str, float]:
     """Predict ``data`` with ``checkpoint`` and write ``out`` (CSV, ``test_results.csv``'s columns).
 
@@ -251,7 +253,8 @@ def predict(
     files (then ``atom_init`` defaults to ``DATA/atom_init.json``).  Returns the metrics
     when ``data`` has targets, else ``{}``.  With ``skip_invalid``, bad structures are left
     out, listed with their reasons in ``skipped`` (default: ``out``'s name with
-    ``.skipped.csv``, beside it) and counted in a line on stderr.
+    ``.skipped.csv``, beside it) and counted in a line on stderr.  ``device`` (``cuda``,
+    ``cuda:1``, ...; default the CPU) is where the models run.
     """
     out = Path(out)
     if out.is_dir():
@@ -264,6 +267,8 @@ def predict(
     from cgcnn.dataset import CrystalGraphDataset
 
     models, scale = opened.models(), opened.uncertainty_scale
+    if device is not None:
+        models = [m.to(_device(device)) for m in models]
     model, info = models[0], opened.info()
     expected = 1 if model.config.task == "classification" else model.config.n_targets
     if scale is not None and (model.config.task != "regression" or len(scale) != expected):
@@ -300,6 +305,17 @@ def predict(
             "choose them with --target",
         )
     return evaluate(models, dataset, out, uncertainty_scale=scale)
+
+
+def _device(name: str):
+    """A torch device by name; an unknown or absent one is one line."""
+    try:
+        device = torch.device(name)
+        torch.empty(0, device=device)
+    except (RuntimeError, AssertionError) as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError("--device", f"cannot use {name!r} ({detail})") from None
+    return device
 
 
 def skipped_list(out: Path, skipped: str | os.PathLike | None) -> Path:

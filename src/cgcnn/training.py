@@ -358,6 +358,7 @@ def _train(data: Any, out: Path, settings: RunSettings) -> TrainResult:
             pooling=o["pooling"],
             activation=o["activation"],
             batchnorm=o["batchnorm"],
+            readout=o["readout"],
             radius=o["radius"],
             **run_config,
         )

@@ -13,10 +13,10 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch_geometric.nn import global_add_pool
+from torch_geometric.nn import global_add_pool, global_mean_pool
 
 from cgcnn.gaussian import GaussianExpansion
-from cgcnn.names import ACTIVATIONS, CONVOLUTIONS, POOLINGS, TASKS, resolve
+from cgcnn.names import ACTIVATIONS, CONVOLUTIONS, POOLINGS, READOUTS, TASKS, resolve
 from cgcnn.nn.convs import CONVOLUTION_LAYERS, make_convolutions
 from cgcnn.nn.pooling import Pooling
 from cgcnn.nn.resolve import make_activation
@@ -48,6 +48,10 @@ class CGCNNConfig:
         gaussian_step: spacing of the Gaussian centres, Å.
         original_head: apply the activation to the pooled vector before ``conv_to_fc`` as
             the original code does (softplus both before and after); for its checkpoints.
+        readout: ``pooled`` (pool the atoms, then the head) | ``site`` (the head on every
+            atom, then the mean of the per-site outputs: each site's output is its
+            contribution; ``pooling`` is then not used).  Extensive models always sum
+            per-site outputs.
         target_names: names of the targets (columns of the output files).
         class_names: names of the classes.
     """
@@ -69,6 +73,7 @@ class CGCNNConfig:
     radius: float = 8.0
     gaussian_step: float = 0.2
     original_head: bool = False
+    readout: str = "pooled"
     target_names: list[str] = field(default_factory=list)
     class_names: list[str] = field(default_factory=list)
 
@@ -88,6 +93,7 @@ class CGCNNConfig:
             raise ValueError("extensive applies to regression targets only")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        self.readout = resolve("readout", self.readout, READOUTS)
 
     @property
     def n_outputs(self) -> int:
@@ -200,6 +206,9 @@ class CGCNN(nn.Module):
         if self.config.extensive:
             per_atom = self._head(x)  # (N, T): each atom's contribution
             return global_add_pool(per_atom, index, num_graphs)  # (B, T)
+        if self.config.readout == "site":
+            per_site = self._head(x)  # (N, T | C): each site's output
+            return global_mean_pool(per_site, index, num_graphs)  # (B, T | C)
         crystal = self.pool(x, index, num_graphs)  # (B, F)
         if self.config.original_head:
             crystal = self.act(crystal)
@@ -208,6 +217,31 @@ class CGCNN(nn.Module):
     def crystal_embeddings(self, batch: Any) -> torch.Tensor:
         """(B, F) pooled crystal vectors (before the MLP head)."""
         return self.pool(self.atom_embeddings(batch), _batch_index(batch), _num_graphs(batch))
+
+    @torch.no_grad()
+    def site_contributions(self, batch: Any) -> torch.Tensor:
+        """(N, T) each atom's contribution to the prediction, in the target's units.
+
+        Extensive: the head's output for the atom times the target scale plus its element's
+        reference, ``c_i = h(v_i) * std + (a(Z_i) @ ref_coef + ref_bias)``; a crystal's
+        contributions sum to its prediction.  ``readout="site"``: ``c_i = h(v_i) * std +
+        mean``; they average to it.  A model that pools before its head has no such values:
+        ``ValueError``.
+        """
+        if not self.has_site_contributions:
+            raise ValueError("per-site contributions need a model with a per-site readout")
+        per_atom = self._head(self.atom_embeddings(batch))  # (N, T), standardised
+        if not self.config.extensive:  # readout site: the mean of these is the prediction
+            return per_atom * self.target_std + self.target_mean
+        reference = self.atom_table[batch.atomic_numbers] @ self.ref_coef + self.ref_bias
+        return per_atom * self.target_std + reference
+
+    @property
+    def has_site_contributions(self) -> bool:
+        """Whether the prediction is the sum (extensive) or the mean (``readout="site"``) of
+        one value per site, for a regression."""
+        config = self.config
+        return config.task == "regression" and (config.extensive or config.readout == "site")
 
     # ------------------------------------------------------------------ units
 

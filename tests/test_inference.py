@@ -1,0 +1,171 @@
+"""cgcnn.load: a trained model in memory, equal to cgcnn predict, on every kind of input."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import cgcnn
+from cgcnn.cli import main
+from cgcnn.errors import InputError
+from helpers import shared
+
+TINY = ["--atom-fea-len", "8", "--h-fea-len", "8", "--n-conv", "2", "--epochs", "3"]
+
+
+def _train(tmp_path: Path, name: str, *extra: str) -> Path:
+    out = tmp_path / name
+    data = shared("sample-regression")
+    argv = ["train", data, "--out", out, *TINY, "--cache", tmp_path / "cache", *extra]
+    assert main([str(a) for a in argv]) == 0
+    return out
+
+
+def _cli_predictions(tmp_path, checkpoint, data, *extra) -> dict[str, dict[str, float]]:
+    out = tmp_path / "cli.csv"
+    argv = ["predict", checkpoint, data, "--out", out, "--cache", tmp_path / "cache", *extra]
+    assert main([str(a) for a in argv]) == 0
+    with out.open(newline="") as handle:
+        return {row["id"]: row for row in csv.DictReader(handle)}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("runs")
+    return {
+        "single": _train(tmp, "single", "--ensemble", "1") / "best.ckpt",
+        "ensemble": _train(tmp, "ensemble", "--ensemble", "2", "--jobs", "1") / "ensemble.json",
+        "extensive": _train(tmp, "extensive", "--ensemble", "1", "--extensive") / "best.ckpt",
+    }
+
+
+@pytest.mark.parametrize("kind", ["single", "ensemble", "extensive"])
+def test_predict_equals_the_command_line(kind, runs, tmp_path, capsys):
+    data = shared("sample-regression")
+    frame = cgcnn.load(runs[kind]).predict(data)
+    expected = _cli_predictions(tmp_path, runs[kind], data)
+    capsys.readouterr()
+    assert list(frame["id"]) == list(expected)
+    for _, row in frame.iterrows():
+        want = expected[row["id"]]
+        assert row["target"] == pytest.approx(float(want["prediction"]), rel=1e-6, abs=1e-6)
+        if kind == "ensemble":
+            assert row["uncertainty"] == pytest.approx(float(want["uncertainty"]), rel=1e-5)
+
+
+def test_an_original_checkpoint_equals_the_command_line(tmp_path, capsys):
+    checkpoint = shared("pretrained-cgcnn/formation-energy-per-atom.pth.tar")
+    data = shared("sample-regression")
+    atom_init = shared("atom_init.json")
+    frame = cgcnn.load(checkpoint, atom_init).predict(data)
+    expected = _cli_predictions(tmp_path, checkpoint, data, "--atom-init", atom_init)
+    capsys.readouterr()
+    for _, row in frame.iterrows():
+        assert row["target"] == pytest.approx(float(expected[row["id"]]["prediction"]), rel=1e-6)
+    with pytest.raises(InputError, match="give its atom_init.json"):
+        cgcnn.load(checkpoint)
+
+
+def test_structures_atoms_and_paths_give_the_same_numbers(runs):
+    from ase.io import read as ase_read
+    from pymatgen.core import Structure
+
+    folder = shared("sample-regression")
+    files = sorted(folder.glob("*.cif"))[:4]
+    model = cgcnn.load(runs["single"])
+    from_paths = model.predict(files)
+    from_structures = model.predict([Structure.from_file(f) for f in files])
+    from_atoms = model.predict([ase_read(f) for f in files])
+    one = model.predict(Structure.from_file(files[0]))
+    assert list(from_paths["id"]) == [f.stem for f in files]
+    assert list(from_structures["id"]) == ["0", "1", "2", "3"]
+    np.testing.assert_allclose(from_structures["target"], from_paths["target"], rtol=1e-6)
+    np.testing.assert_allclose(from_atoms["target"], from_paths["target"], rtol=1e-6)
+    assert one["target"].iloc[0] == pytest.approx(from_paths["target"].iloc[0], rel=1e-6)
+
+
+def test_nothing_is_written_to_disk(runs, tmp_path, monkeypatch):
+    for name in ("HOME", "XDG_CACHE_HOME", "CGCNN_CACHE_DIR", "TMPDIR"):
+        folder = tmp_path / name
+        folder.mkdir()
+        monkeypatch.setenv(name, str(folder))
+    monkeypatch.chdir(tmp_path)
+    model = cgcnn.load(runs["extensive"])
+    model.predict(shared("sample-regression"))
+    model.embed(shared("sample-regression"))
+    model.contributions(shared("sample-regression"))
+    written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
+    assert written == []
+
+
+def test_contributions_sum_to_the_prediction_and_follow_the_atoms(runs):
+    from pymatgen.core import Structure
+
+    folder = shared("sample-regression")
+    model = cgcnn.load(runs["extensive"])
+    sites = model.contributions(folder)
+    predicted = model.predict(folder).set_index("id")["target"]
+    sums = sites.groupby("id")["target"].sum()
+    for rid, total in sums.items():
+        assert total == pytest.approx(predicted[rid], rel=1e-5)
+    structure = Structure.from_file(sorted(folder.glob("*.cif"))[0])
+    order = np.random.default_rng(0).permutation(len(structure))
+    shuffled = Structure.from_sites([structure[int(k)] for k in order])
+    before = model.contributions(structure)
+    after = model.contributions(shuffled)
+    assert list(after["element"]) == [before["element"][int(k)] for k in order]
+    np.testing.assert_allclose(after["target"], before["target"].to_numpy()[order], atol=1e-5)
+    np.testing.assert_allclose(after[["a", "b", "c"]], before[["a", "b", "c"]].to_numpy()[order])
+
+
+def test_a_pooled_model_says_it_has_no_contributions(runs):
+    with pytest.raises(InputError, match="has no per-site contributions: it pools the atoms"):
+        cgcnn.load(runs["single"]).contributions(shared("sample-regression"))
+
+
+def test_embeddings_and_the_earlier_unpacking(runs):
+    model = cgcnn.load(runs["single"])
+    vectors = model.embed(shared("sample-regression"))
+    assert vectors.shape == (10, 8) and np.isfinite(vectors).all()
+    module, info = cgcnn.load(runs["single"])
+    assert module.config.atom_fea_len == 8 and info["graph_settings"]["max_neighbors"] == 12
+    assert "model" in repr(model) and "regression" in repr(model)
+
+
+def test_predict_writes_embeddings_and_contributions(runs, tmp_path, capsys):
+    data = shared("sample-regression")
+    out = tmp_path / "p.csv"
+    argv = ["predict", runs["extensive"], data, "--out", out, "--cache", tmp_path / "cache"]
+    argv += ["--embeddings", tmp_path / "e.npz", "--contributions", tmp_path / "c.csv"]
+    assert main([str(a) for a in argv]) == 0
+    saved = np.load(tmp_path / "e.npz")
+    assert saved["embeddings"].shape == (10, 8) and len(saved["ids"]) == 10
+    model = cgcnn.load(runs["extensive"])
+    np.testing.assert_allclose(saved["embeddings"], model.embed(data), rtol=1e-6)
+    with (tmp_path / "c.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {"id", "site", "element", "a", "b", "c", "target"} <= set(rows[0])
+    argv[argv.index("--embeddings") + 1] = tmp_path / "e.csv"
+    assert main([str(a) for a in argv]) == 0
+    assert (tmp_path / "e.csv").read_text().startswith("id,e0,e1")
+    code = main([str(a) for a in ["predict", runs["single"], data, "--device", "nosuch"]])
+    assert code == 2 and "--device: cannot use 'nosuch'" in capsys.readouterr().err
+
+
+def test_a_site_readout_model_has_contributions_that_average_to_its_prediction(tmp_path):
+    data = shared("sample-regression")
+    run = _train(tmp_path, "site", "--ensemble", "1", "--readout", "site")
+    model = cgcnn.load(run / "best.ckpt")
+    assert model.models[0].config.readout == "site"
+    sites = model.contributions(data)
+    assert sites.attrs["pooling"] == "mean"
+    predicted = model.predict(data).set_index("id")["target"]
+    for rid, mean in sites.groupby("id")["target"].mean().items():
+        assert mean == pytest.approx(predicted[rid], rel=1e-5)
+    # the test split's numbers in test_results.csv come from the same model
+    with (run / "test_results.csv").open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            assert float(row["prediction"]) == pytest.approx(predicted[row["id"]], rel=1e-5)
