@@ -83,3 +83,36 @@ def test_gates_average_identical_neighbours_whatever_their_number():
         if n == 1:
             first = atoms[0]
         torch.testing.assert_close(atoms[0], first, rtol=1e-5, atol=1e-5)
+
+
+def test_with_edge_messages_the_bond_state_enters_the_message():
+    """v_i' = v_i + g(U v_i + sum_j g_ij (V v_j + W e_ij) / sum_j g_ij): the model's default."""
+    torch.manual_seed(0)
+    conv = EdgeGatedConv(6, batchnorm=False, edge_messages=True)
+    x, edge_index, edge_state = _graph()
+    atoms, edges = conv(x, edge_index, edge_state)
+    act = torch.nn.functional.softplus
+    m = torch.stack(
+        [
+            conv.centre_gate(x[i]) + conv.neighbour_gate(x[j]) + conv.edge_gate(edge_state[k])
+            for k, (j, i) in enumerate(edge_index.T.tolist())
+        ]
+    )
+    gates = torch.sigmoid(m)
+    want = []
+    for i in range(x.shape[0]):
+        into_i = [k for k in range(edge_index.shape[1]) if int(edge_index[1, k]) == i]
+        summed = sum(
+            gates[k]
+            * (conv.neighbour_update(x[int(edge_index[0, k])]) + conv.edge_update(edge_state[k]))
+            for k in into_i
+        )
+        norm = sum(gates[k] for k in into_i) + GATE_EPS
+        want.append(x[i] + act(conv.self_update(x[i]) + summed / norm))
+    torch.testing.assert_close(atoms, torch.stack(want), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(edges, edge_state + act(m), rtol=1e-5, atol=1e-6)
+    # alike neighbours, other bonds: the atoms now differ (without W they would not)
+    alike = torch.zeros(3, 6)
+    ring = torch.tensor([[1, 2, 0], [0, 0, 1]])
+    short, long = torch.full((3, 6), 0.5), torch.full((3, 6), -0.5)
+    assert not torch.allclose(conv(alike, ring, short)[0], conv(alike, ring, long)[0])

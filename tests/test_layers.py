@@ -28,7 +28,7 @@ def test_the_registry_is_the_conv_option():
 LAYERS = {
     "gated": lambda: GatedConv(8, 5),
     "shared": lambda: SharedConv(8, 5),
-    "edgegated": lambda: EdgeGatedConv(8),
+    "edgegated": lambda: EdgeGatedConv(8, edge_messages=True),
     "attention pooling": lambda: Pooling("attention", 8),
     "model": lambda: CGCNN(CGCNNConfig(atom_input_len=4, atom_fea_len=8, h_fea_len=8)),
     "edge-gated model": lambda: CGCNN(

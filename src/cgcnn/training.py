@@ -456,7 +456,9 @@ def _train(data: Any, out: Path, settings: RunSettings) -> TrainResult:
         metrics.update({f"test_{k}": v for k, v in test_metrics.items()})
     if len(parts.val):
         # the best model's validation predictions: an ensemble scales its spread with them
-        evaluate(model, Subset(dataset, parts.val.tolist()), out / "val_results.csv")
+        val_metrics = evaluate(model, Subset(dataset, parts.val.tolist()), out / "val_results.csv")
+        if not classification:
+            metrics.update(_against_the_mean(val_metrics, dataset.targets, parts))
     write_json(out / "metrics.json", metrics)
     if plots:
         _learning_curve(out)
@@ -833,6 +835,26 @@ def _check_hardware(options: dict[str, Any]) -> None:
     except (ValueError, TypeError, RuntimeError, ImportError, MisconfigurationException) as exc:
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError("--accelerator/--devices/--strategy", detail) from None
+
+
+def _against_the_mean(
+    val_metrics: dict[str, float], targets: np.ndarray, parts: Split
+) -> dict[str, Any]:
+    """The validation MAE of predicting the training mean, and a one-line warning when the
+    model does no better (it has then learned nothing of the target, whatever epoch was kept
+    as the best).  Several targets: their mean MAE against the mean predictor's."""
+    train_mean = np.nanmean(targets[parts.train], axis=0)  # (T,)
+    baseline = float(np.nanmean(np.abs(targets[parts.val] - train_mean)))
+    maes = [v for k, v in val_metrics.items() if k == "mae" or k.startswith("mae_")]
+    model_mae = float(np.mean(maes)) if maes else float("nan")
+    result: dict[str, Any] = {"val_mae_of_predicting_the_mean": baseline}
+    if np.isfinite(model_mae) and model_mae >= baseline:
+        result["warning"] = (
+            f"the model's validation MAE ({model_mae:.4g}) is no better than predicting the "
+            f"training mean ({baseline:.4g}): it has not learned this target"
+        )
+        print(f"cgcnn: warning: {result['warning']}", file=sys.stderr, flush=True)
+    return result
 
 
 def _fit(trainer: L.Trainer, module: CGCNNModule, loaders: dict, resume: str | None) -> None:

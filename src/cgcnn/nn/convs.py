@@ -53,7 +53,13 @@ if tuple(CONVOLUTION_LAYERS) != CONVOLUTIONS:  # pragma: no cover - a developer'
 
 
 def make_convolutions(
-    name: str, n_conv: int, atom_fea_len: int, edge_fea_len: int, activation: str, batchnorm: bool
+    name: str,
+    n_conv: int,
+    atom_fea_len: int,
+    edge_fea_len: int,
+    activation: str,
+    batchnorm: bool,
+    edge_messages: bool = True,
 ) -> tuple[nn.Module | None, nn.ModuleList]:
     """``(edge embedding or None, n_conv layers)`` of the convolution ``name``.
 
@@ -69,7 +75,7 @@ def make_convolutions(
             nn.Linear(edge_fea_len, atom_fea_len), make_activation(activation)
         )
         layers = nn.ModuleList(
-            conv.layer(atom_fea_len, activation, batchnorm) for _ in range(n_conv)
+            conv.layer(atom_fea_len, activation, batchnorm, edge_messages) for _ in range(n_conv)
         )
         return embedding, layers
     layers = nn.ModuleList(

@@ -21,6 +21,9 @@ from cgcnn.nn.convs import CONVOLUTION_LAYERS, make_convolutions
 from cgcnn.nn.pooling import Pooling
 from cgcnn.nn.resolve import make_activation
 
+#: settings added after version 0.1, and the values its checkpoints were trained with
+LEGACY: dict[str, Any] = {"edge_messages": False}
+
 
 @dataclass
 class CGCNNConfig:
@@ -48,6 +51,8 @@ class CGCNNConfig:
         gaussian_step: spacing of the Gaussian centres, Å.
         original_head: apply the activation to the pooled vector before ``conv_to_fc`` as
             the original code does (softplus both before and after); for its checkpoints.
+        edge_messages: ``edgegated`` only: the bond states enter the atoms' messages (see
+            :class:`~cgcnn.nn.EdgeGatedConv`); ``False`` in checkpoints of version 0.1.
         readout: ``pooled`` (pool the atoms, then the head) | ``site`` (the head on every
             atom, then the mean of the per-site outputs: each site's output is its
             contribution; ``pooling`` is then not used).  Extensive models always sum
@@ -74,6 +79,7 @@ class CGCNNConfig:
     gaussian_step: float = 0.2
     original_head: bool = False
     readout: str = "pooled"
+    edge_messages: bool = True
     target_names: list[str] = field(default_factory=list)
     class_names: list[str] = field(default_factory=list)
 
@@ -104,8 +110,10 @@ class CGCNNConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> CGCNNConfig:
+        """The config saved in a checkpoint; settings added since are given the value that
+        reproduces what the checkpoint was trained as (:data:`LEGACY`)."""
         known = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
+        return cls(**{**LEGACY, **known})
 
 
 class CGCNN(nn.Module):
@@ -140,7 +148,7 @@ class CGCNN(nn.Module):
         edge_len = self.gaussian.num_features
         self.embedding = nn.Linear(c.atom_input_len, c.atom_fea_len)
         edge_embedding, convs = make_convolutions(
-            c.conv, c.n_conv, c.atom_fea_len, edge_len, c.activation, c.batchnorm
+            c.conv, c.n_conv, c.atom_fea_len, edge_len, c.activation, c.batchnorm, c.edge_messages
         )
         if edge_embedding is not None:
             # the Gaussians (E, G) -> the first edge states (E, F)
