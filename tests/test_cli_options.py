@@ -148,7 +148,7 @@ def _install(monkeypatch, recorder: Recorder, tmp_path: Path) -> None:
         (cgcnn.cache, "GraphStore"): Store,
         (cgcnn.examples, "example_structures"): recorder.stand_in((), {"example": True}),
         (cli, "_show_graphs"): lambda store, report: recorder.note(show=True),
-        (cli, "_write_extras"): lambda args: recorder.note(
+        (cli, "_write_extras"): lambda args, data: recorder.note(
             embeddings=args.embeddings, contributions=args.contributions
         ),
     }

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
-from cgcnn.errors import InputError
+from cgcnn.errors import InputError, first_line
 from cgcnn.files import atomic_write
 
 #: Key of the tensors' digest in a checkpoint written by the package.
@@ -112,7 +112,7 @@ def read_checkpoint(source: str | os.PathLike) -> Any:
         ) from None
     except Exception as exc:  # torch raises many types for files that are not checkpoints
         raise InputError(
-            name, f"is not a readable checkpoint ({type(exc).__name__}: {_first_line(exc)})"
+            name, f"is not a readable checkpoint ({type(exc).__name__}: {first_line(exc)})"
         ) from None
     if isinstance(checkpoint, dict):
         verify_digest(checkpoint, name)
@@ -233,8 +233,3 @@ def _download(url: str) -> io.BytesIO:
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise InputError(url, f"cannot download the checkpoint ({reason})") from None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:200] if text else type(exc).__name__

@@ -414,8 +414,8 @@ def _add_predict_parser(commands) -> None:
         "--contributions",
         metavar="FILE",
         help="also write each site's contribution to the prediction (CSV: id, site, element, "
-        "fractional a b c, one column per target); for models that sum over sites "
-        "(--extensive)",
+        "fractional a b c, one column per target); for models whose prediction pools one "
+        "value per site (--readout site, --extensive)",
     )
     _add_reading_options(pred, "OUT's name with .skipped.csv, beside it", graph=False)
     _add_root_option(pred)
@@ -493,9 +493,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from cgcnn.prediction import predict
 
+    data = _data(args.data, args.root)
     metrics = predict(
         args.checkpoint,
-        _data(args.data, args.root),
+        data,
         args.out,
         atom_init=args.atom_init,
         target=args.target,
@@ -508,44 +509,40 @@ def cmd_predict(args: argparse.Namespace) -> int:
         device=args.device,
     )
     if args.embeddings or args.contributions:
-        _write_extras(args)
+        _write_extras(args, data)
     if metrics:
         print(", ".join(f"{k} {_fmt(v)}" for k, v in metrics.items()))
     print(f"predictions written to {args.out}")
     return 0
 
 
-def _write_extras(args: argparse.Namespace) -> None:
+def _write_extras(args: argparse.Namespace, data: str) -> None:
     """``--embeddings`` and ``--contributions`` of ``cgcnn predict``, from the model object."""
     from pathlib import Path
 
     import numpy as np
 
     from cgcnn.files import atomic_write
-    from cgcnn.inference import load, read_crystals
+    from cgcnn.inference import load
 
     model = load(args.checkpoint, args.atom_init, device=args.device)
-    data = _data(args.data, args.root)
     if args.contributions:
         frame = model.contributions(data)
         with atomic_write(args.contributions, newline="") as handle:
             frame.to_csv(handle, index=False)
         print(f"contributions of {frame['id'].nunique()} crystals written to {args.contributions}")
     if args.embeddings:
-        ids = [rid for rid, _ in read_crystals(data)]
-        vectors = model.embed(data)
+        table = model.embedding_table(data)
         path = Path(args.embeddings)
         if path.suffix == ".npz":
+            vectors = table.drop(columns="id").to_numpy(np.float32)
             with atomic_write(path, "wb") as handle:
-                np.savez(handle, ids=np.array(ids, dtype=str), embeddings=vectors)
+                np.savez(handle, ids=table["id"].to_numpy(str), embeddings=vectors)
         else:
-            import pandas as pd
-
-            frame = pd.DataFrame(vectors, columns=[f"e{k}" for k in range(vectors.shape[1])])
-            frame.insert(0, "id", ids)
             with atomic_write(path, newline="") as handle:
-                frame.to_csv(handle, index=False)
-        print(f"{vectors.shape[0]} crystal vectors ({vectors.shape[1]} values) written to {path}")
+                table.to_csv(handle, index=False)
+        width = table.shape[1] - 1
+        print(f"{len(table)} crystal vectors ({width} values) written to {path}")
 
 
 def _fmt(value) -> str:
@@ -588,10 +585,9 @@ def cmd_featurize(args: argparse.Namespace) -> int:
     )
     print(report.summary(settings))
     print(f"cache: {store.path}")
-    if report.skipped:
-        skipped = args.skipped or "cgcnn-skipped.csv"
-        report.write_skipped(skipped)
-        print(f"{len(report.skipped)} skipped structure(s) listed with reasons in {skipped}")
+    said = report.list_skipped(args.skipped or "cgcnn-skipped.csv")
+    if said:
+        print(said)
     if args.show or args.example:
         _show_graphs(store, report)
     store.close()

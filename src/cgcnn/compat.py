@@ -421,11 +421,6 @@ def _strip_prefix(state: Mapping[str, Any]) -> Mapping[str, Any]:
     return state
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:200] if text else type(exc).__name__
-
-
 # --------------------------------------------------------------------------- graphs
 
 

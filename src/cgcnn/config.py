@@ -441,6 +441,9 @@ class RunOptions:
             raise InputError("--stop-after", f"must be >= 1, got {self.stop_after}")
 
 
+#: settings a run computes itself (from its training split): no option, no keyword
+COMPUTED = frozenset({"class_weights"})
+
 #: section name -> class, in the order of ``config.yaml`` and of ``--help``
 SECTIONS: dict[str, type] = {
     "data": DataOptions,
@@ -490,15 +493,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 def fields_by_name() -> dict[str, tuple[str, dataclasses.Field]]:
     """Every setting: name -> (section, its dataclass field)."""
-    found: dict[str, tuple[str, dataclasses.Field]] = {}
-    for section, cls in SECTIONS.items():
-        for item in dataclasses.fields(cls):
-            found[item.name] = (section, item)
-    return found
-
-
-def _metadata(item: dataclasses.Field) -> dict[str, Any]:
-    return dict(item.metadata)
+    return {name: (section, item) for section, name, item in iter_settings()}
 
 
 def default_of(item: dataclasses.Field) -> Any:
@@ -553,12 +548,6 @@ class RunSettings:
             values.update(dataclasses.asdict(getattr(self, section)))
         return values
 
-    def replace(self, **changes: Any) -> RunSettings:
-        """A copy with some settings changed (checked again); they count as given."""
-        merged = {name: value for name, value in self.flat().items() if name in self.given}
-        merged.update(changes)
-        return RunSettings.from_options(merged)
-
     def write(self, path: str | os.PathLike, data: Any = None) -> None:
         """Write every setting, defaults included, by section, to a YAML file (atomically)."""
         import yaml
@@ -579,8 +568,7 @@ class RunSettings:
 
 
 def _is_setting(name: str) -> bool:
-    _, item = fields_by_name()[name]
-    return _metadata(item)["cli"] or name in ("progress", "plots")
+    return name not in COMPUTED
 
 
 def _plain(value: Any) -> Any:
@@ -659,7 +647,7 @@ def add_options(
     for section in sections:
         group = parser.add_argument_group(TITLES[section])
         for item in dataclasses.fields(SECTIONS[section]):
-            meta = _metadata(item)
+            meta = item.metadata
             if not meta["cli"] or item.name in leave_out:
                 continue
             default = default_of(item)
@@ -690,8 +678,7 @@ def add_options(
 
 def is_optional(item: dataclasses.Field) -> bool:
     """Whether the setting accepts ``None``."""
-    hint = typing.get_type_hints(_owner(item))[item.name]
-    return type(None) in typing.get_args(hint)
+    return type(None) in typing.get_args(_annotation(item))
 
 
 def _lower(text: str) -> str:
@@ -706,7 +693,7 @@ def _shown(value: Any) -> str:
 
 def setting_kind(item: dataclasses.Field) -> str:
     """``bool``, ``int``, ``float``, ``int_list`` or ``str`` from a field's annotation."""
-    hint = typing.get_type_hints(_owner(item))[item.name]
+    hint = _annotation(item)
     args = typing.get_args(hint)
     members = [a for a in args if a is not type(None)] if args else [hint]
     if typing.get_origin(hint) is list or any(typing.get_origin(m) is list for m in members):
@@ -720,11 +707,10 @@ def setting_kind(item: dataclasses.Field) -> str:
     return "str"
 
 
-def _owner(item: dataclasses.Field) -> type:
-    for cls in SECTIONS.values():
-        if any(f is item for f in dataclasses.fields(cls)):
-            return cls
-    raise KeyError(item.name)
+def _annotation(item: dataclasses.Field) -> Any:
+    """The type annotation of a setting's field (evaluated)."""
+    section, _ = fields_by_name()[item.name]
+    return typing.get_type_hints(SECTIONS[section])[item.name]
 
 
 def given_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -740,10 +726,10 @@ def train_signature(leading: list[inspect.Parameter]) -> inspect.Signature:
     """:func:`cgcnn.train`'s signature: ``leading`` parameters, then every setting as a
     keyword with its default (``resume`` ... in their sections' order)."""
     parameters = list(leading)
-    for _, (_, item) in fields_by_name().items():
-        if item.name in ("class_weights",):
+    for section, name, item in iter_settings():
+        if name in COMPUTED:
             continue
-        hint = typing.get_type_hints(_owner(item))[item.name]
+        hint = typing.get_type_hints(SECTIONS[section])[name]
         parameters.append(
             inspect.Parameter(
                 item.name,

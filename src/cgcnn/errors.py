@@ -24,3 +24,13 @@ class InputError(ValueError):
 
     def __reduce__(self):  # keep the two fields across process boundaries
         return (type(self), (self.source, self.reason))
+
+
+def first_line(exc: BaseException, limit: int | None = 200) -> str:
+    """The first line of an exception's message (at most ``limit`` characters), or its type's
+    name when it has none: what a one-line error quotes of a library's exception."""
+    text = str(exc).strip()
+    if not text:
+        return type(exc).__name__
+    line = text.splitlines()[0]
+    return line if limit is None else line[:limit]

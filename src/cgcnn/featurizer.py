@@ -98,6 +98,19 @@ class FeaturizeReport:
             for item in self.skipped:
                 writer.writerow([item.id, item.source, item.reason])
 
+    def list_skipped(self, path: str | os.PathLike) -> str:
+        """Write the skipped structures to ``path`` (:meth:`write_skipped`) and return the
+        line that says so, for the command to print (nothing is written when none was
+        skipped, and the line is empty)."""
+        if not self.skipped:
+            return ""
+        self.write_skipped(path)
+        total = len(self.ids) + len(self.skipped)
+        return (
+            f"{len(self.skipped)} of {total} structure(s) skipped; listed with their reasons "
+            f"in {path}"
+        )
+
 
 class Problems:
     """The bad entries of a run, to report all of them at once (see :meth:`error`).

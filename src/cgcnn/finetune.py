@@ -28,8 +28,8 @@ import torch
 
 from cgcnn.elements import AtomFeatures, resolve_atom_features
 from cgcnn.errors import InputError
-from cgcnn.graph import GraphSettings
 from cgcnn.nn.model import CGCNN
+from cgcnn.resume import same_value
 
 #: train() options that the checkpoint's model config decides (same names as its fields)
 ARCHITECTURE_OPTIONS = (
@@ -112,7 +112,7 @@ def load_start(
             opened.model(features), features, ORIGINAL_MAX_NUM_NBR, False, source, original=True
         )
     model, info = opened.model(), opened.info()
-    settings = GraphSettings(**info["graph_settings"])
+    settings = opened.graph_settings()
     features = AtomFeatures(
         model.atom_table.numpy(),
         model.atom_known.numpy(),
@@ -147,18 +147,12 @@ def check_architecture(start: StartModel, options: dict[str, Any], given: Iterab
     wanted["max_neighbors"] = start.max_neighbors
     wanted["grow_radius"] = start.grow_radius
     for name, value in wanted.items():
-        if name in given and not _same(options[name], value):
+        if name in given and not same_value(options[name], value):
             raise InputError(
                 f"--{name.replace('_', '-')}",
                 f"is {options[name]!r} but the --init checkpoint {start.source} was built with "
                 f"{value!r}; leave it out to use the checkpoint's",
             )
-
-
-def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, float) or isinstance(b, float):
-        return abs(float(a) - float(b)) < 1e-9
-    return a == b
 
 
 def copy_weights(model: CGCNN, start: CGCNN) -> list[str]:

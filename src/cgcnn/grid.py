@@ -37,12 +37,12 @@ def grid_options() -> dict[str, tuple[str, bool, Any]]:
         ``"float"``, ``"int_list"`` or ``"str"`` and ``optional`` says whether ``None`` is
         allowed.
     """
-    from cgcnn.config import default_of, is_optional, iter_settings, setting_kind
+    from cgcnn.config import COMPUTED, default_of, is_optional, iter_settings, setting_kind
 
     return {
         name: (setting_kind(item), is_optional(item), default_of(item))
         for _, name, item in iter_settings()
-        if name not in RESERVED and name != "class_weights"
+        if name not in RESERVED and name not in COMPUTED
     }
 
 

@@ -64,10 +64,10 @@ class TrainedModel:
         *,
         device: str | torch.device | None = None,
     ) -> None:
-        from cgcnn.config import GraphSettings
+        from cgcnn.prediction import torch_device
 
         self.checkpoint = checkpoint
-        self.device = torch.device(device or "cpu")
+        self.device = torch_device(str(device or "cpu"))
         self.atom_init = atom_init
         if checkpoint.kind == "original":
             self.models = [checkpoint.model(atom_init or _no_atom_init(checkpoint))]
@@ -79,9 +79,10 @@ class TrainedModel:
         self.target_names = list(config.target_names) or [
             f"target{k}" if config.n_targets > 1 else "target" for k in range(config.n_targets)
         ]
-        info = checkpoint.info()
-        self.graph_settings = GraphSettings(**{"radius": config.radius, **info["graph_settings"]})
-        self._info = info
+        # an original model reads the original's own graphs (cgcnn.compat), not these
+        original = checkpoint.kind == "original"
+        self.graph_settings = None if original else checkpoint.graph_settings()
+        self._info = checkpoint.info()
 
     # ------------------------------------------------------------------ public
 
@@ -121,17 +122,30 @@ class TrainedModel:
         frame.attrs["checkpoint"] = self.checkpoint.source
         return frame
 
-    @torch.no_grad()
     def embed(self, structures: Any, *, batch_size: int = 256) -> np.ndarray:
         """(n_crystals, F) crystal vectors: the pooled atom features the head reads (F is the
         model's ``atom_fea_len``); for an ensemble, its first member's."""
+        return self._embeddings(structures, batch_size)[1]
+
+    def embedding_table(self, structures: Any, *, batch_size: int = 256) -> Any:
+        """:meth:`embed` as a DataFrame: ``id``, then ``e0`` ... ``e{F-1}``."""
+        import pandas as pd
+
+        ids, vectors = self._embeddings(structures, batch_size)
+        frame = pd.DataFrame(vectors, columns=[f"e{k}" for k in range(vectors.shape[1])])
+        frame.insert(0, "id", ids)
+        return frame
+
+    @torch.no_grad()
+    def _embeddings(self, structures: Any, batch_size: int) -> tuple[list[str], np.ndarray]:
+        """(ids, (n, F) vectors), from one pass over the structures."""
         model = self._single("embed")
-        chunks = [
-            model.crystal_embeddings(batch).cpu().numpy()
-            for _, batch in self._batches(structures, batch_size)
-        ]
+        ids, chunks = [], []
+        for chunk_ids, batch in self._batches(structures, batch_size):
+            ids += chunk_ids
+            chunks.append(model.crystal_embeddings(batch).cpu().numpy())
         width = model.config.atom_fea_len
-        return np.concatenate(chunks) if chunks else np.zeros((0, width), np.float32)
+        return ids, np.concatenate(chunks) if chunks else np.zeros((0, width), np.float32)
 
     @torch.no_grad()
     def contributions(self, structures: Any, *, batch_size: int = 256) -> Any:
@@ -238,6 +252,12 @@ class TrainedModel:
     def _single(self, what: str):
         if self.checkpoint.kind == "ensemble" and what == "unpack":
             raise InputError(self.checkpoint.source, "is an ensemble: use its methods")
+        if self.checkpoint.kind == "original" and what == "embed":
+            raise InputError(
+                self.checkpoint.source,
+                "is an original CGCNN model, which reads the original's own graphs "
+                "(cgcnn.compat): its crystal vectors are not available here",
+            )
         return self.models[0]
 
     def _class_names(self) -> list[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import torch
 from torch_geometric.loader import DataLoader
 
 from cgcnn.batching import GraphBatcher, GraphSubset
-from cgcnn.errors import InputError
+from cgcnn.errors import InputError, first_line
 from cgcnn.nn.model import CGCNN, CGCNNConfig
 
 
@@ -268,8 +269,8 @@ def predict(
 
     models, scale = opened.models(), opened.uncertainty_scale
     if device is not None:
-        models = [m.to(_device(device)) for m in models]
-    model, info = models[0], opened.info()
+        models = [m.to(torch_device(device)) for m in models]
+    model = models[0]
     expected = 1 if model.config.task == "classification" else model.config.n_targets
     if scale is not None and (model.config.task != "regression" or len(scale) != expected):
         raise InputError(
@@ -277,14 +278,10 @@ def predict(
             f"has {len(scale)} uncertainty scale(s), but its members predict {expected} "
             f"{model.config.task} target(s)",
         )
-    from cgcnn.config import GraphSettings
-
-    # the graphs the model was trained on (a checkpoint without a record: its radius)
-    graphs = GraphSettings(**{"radius": model.config.radius, **info["graph_settings"]})
     dataset = CrystalGraphDataset(
         data,
         target=target,
-        settings=graphs,
+        settings=opened.graph_settings(),
         cache_dir=cache_dir,
         workers=workers,
         skip_invalid=skip_invalid,
@@ -292,7 +289,9 @@ def predict(
         structure_column=structure_column,
         progress=progress,
     )
-    report_skipped(dataset.report, skipped_list(out, skipped), len(dataset))
+    said = dataset.report.list_skipped(skipped_list(out, skipped))
+    if said:
+        print(said, file=sys.stderr, flush=True)
     from cgcnn.elements import require_elements
 
     require_elements(
@@ -307,14 +306,13 @@ def predict(
     return evaluate(models, dataset, out, uncertainty_scale=scale)
 
 
-def _device(name: str):
+def torch_device(name: str) -> torch.device:
     """A torch device by name; an unknown or absent one is one line."""
     try:
         device = torch.device(name)
         torch.empty(0, device=device)
     except (RuntimeError, AssertionError) as exc:
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError("--device", f"cannot use {name!r} ({detail})") from None
+        raise InputError("--device", f"cannot use {name!r} ({first_line(exc, None)})") from None
     return device
 
 
@@ -323,32 +321,6 @@ def skipped_list(out: Path, skipped: str | os.PathLike | None) -> Path:
     if skipped is not None:
         return Path(skipped)
     return out.with_name(f"{out.stem}.skipped.csv")
-
-
-def report_skipped(report: Any, path: Path, kept: int) -> None:
-    """Write the structures left out to ``path`` and say how many, on stderr."""
-    import sys
-
-    if not report.skipped:
-        return
-    report.write_skipped(path)
-    print(
-        f"{len(report.skipped)} of {len(report.skipped) + kept} structure(s) skipped; listed "
-        f"with their reasons in {path}",
-        file=sys.stderr,
-        flush=True,
-    )
-
-
-def read_ensemble(checkpoint: str | os.PathLike) -> tuple[list[str], list[float] | None]:
-    """The checkpoints behind ``checkpoint`` and the scale of their spread (a single
-    checkpoint is itself, unscaled; see :func:`cgcnn.checkpoint.open_checkpoint`)."""
-    from cgcnn.trained import open_checkpoint
-
-    opened = open_checkpoint(checkpoint)
-    if opened.kind != "ensemble":
-        return [opened.source], None
-    return [member.source for member in opened.members], opened.uncertainty_scale
 
 
 def _predict_original(

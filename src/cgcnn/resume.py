@@ -67,8 +67,6 @@ def refuse_finished_out(out: str | os.PathLike, overwrite: bool) -> None:
         InputError: naming ``out``.
     """
     folder = Path(out)
-    if folder.exists() and not folder.is_dir():
-        raise InputError(str(folder), "is a file; --out must be a folder")
     if overwrite:
         return
     found = [name for name in FINISHED_MARKERS if (folder / name).is_file()]
@@ -145,7 +143,7 @@ def _same(source: str, kind: str, old: dict, new: dict, skip: set[str] = frozens
     for key in sorted(set(old) | set(new)):
         if key in skip or key not in old or key not in new:
             continue  # a setting only one side knows: an older checkpoint, or a new option
-        if not _equal(old[key], new[key]):
+        if not same_value(old[key], new[key]):
             raise InputError(
                 source,
                 f"was trained with another {kind}: {key} = {old[key]!r} there, "
@@ -153,9 +151,11 @@ def _same(source: str, kind: str, old: dict, new: dict, skip: set[str] = frozens
             )
 
 
-def _equal(a: Any, b: Any) -> bool:
+def same_value(a: Any, b: Any) -> bool:
+    """Whether two recorded settings are the same (floats to 1e-9 relative, lists item by
+    item): what a checkpoint was built with against what is asked now."""
     if isinstance(a, list | tuple) and isinstance(b, list | tuple):
-        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b, strict=True))
+        return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, float) or isinstance(b, float):
         try:
             return bool(np.isclose(float(a), float(b), rtol=1e-9, atol=0.0))

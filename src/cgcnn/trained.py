@@ -69,6 +69,14 @@ class Checkpoint:
             "meta": dict(hparams.get("meta", {})),
         }
 
+    def graph_settings(self):
+        """The :class:`~cgcnn.config.GraphSettings` its model was trained on (a checkpoint
+        that does not record them: its Gaussians' radius and the other defaults)."""
+        from cgcnn.config import GraphSettings
+
+        recorded = self.info()["graph_settings"]
+        return GraphSettings(**{"radius": self.model_config.radius, **recorded})
+
     def model(self, atom_features: Any = None):
         """The model (eval mode); for an original file, ``atom_features`` (its
         ``atom_init.json``, a table or a built-in name) is required."""

@@ -30,10 +30,10 @@ from torch.utils.data import DataLoader, Sampler, Subset
 
 from cgcnn.batching import GraphBatcher, IndexDataset
 from cgcnn.checkpoint import SafeCheckpointIO, read_checkpoint
-from cgcnn.config import RunSettings, TrainConfig, train_signature
+from cgcnn.config import COMPUTED, RunSettings, TrainConfig, train_signature
 from cgcnn.dataset import CrystalGraphDataset
 from cgcnn.elements import require_elements, resolve_atom_features
-from cgcnn.errors import InputError
+from cgcnn.errors import InputError, first_line
 from cgcnn.files import make_folder, write_json
 from cgcnn.logs import EpochLog
 from cgcnn.nn.model import CGCNN, CGCNNConfig
@@ -264,25 +264,15 @@ train.__annotations__ = {
 
 def _train(data: Any, out: Path, settings: RunSettings) -> TrainResult:
     """:func:`train` on checked settings."""
-    o = settings.flat()
-    options = {k: v for k, v in o.items() if k not in ("ensemble", "jobs", "class_weights")}
-    ensemble, jobs, resume, init = o["ensemble"], o["jobs"], o["resume"], o["init"]
-    task, target, extensive, atom_features = (
-        o["task"],
-        o["target"],
-        o["extensive"],
-        o["atom_features"],
-    )
-    seed, split, split_seed, progress, plots = (
-        o["seed"],
-        o["split"],
-        o["split_seed"],
-        o["progress"],
-        o["plots"],
-    )
+    data_options, model_options, run = settings.data, settings.model, settings.run
+    # the settings as train()'s keywords, for the data set's reader and ensemble members
+    options = {k: v for k, v in settings.flat().items() if k not in {"ensemble", "jobs", *COMPUTED}}
+    ensemble, jobs, resume, init = run.ensemble, run.jobs, run.resume, model_options.init
+    task, target, atom_features = data_options.task, data_options.target, data_options.atom_features
+    seed, progress = settings.optim.seed, run.progress
     _quiet_lightning()
     if resume is None:
-        refuse_finished_out(out, o["overwrite"])
+        refuse_finished_out(out, run.overwrite)
         resume_state = None
     else:
         resume_state = read_checkpoint(resume)  # refused here, before anything is featurized
@@ -300,7 +290,7 @@ def _train(data: Any, out: Path, settings: RunSettings) -> TrainResult:
         options["grow_radius"] = start.grow_radius
     if ensemble > 1:
         return _train_ensemble(data, out, ensemble, options, jobs)
-    if o["accelerator"] == "cpu":
+    if run.accelerator == "cpu":
         _keep_freed_memory()
     make_folder(out)
     L.seed_everything(seed, workers=True, verbose=False)
@@ -314,52 +304,58 @@ def _train(data: Any, out: Path, settings: RunSettings) -> TrainResult:
 
     features = resolve_atom_features(atom_features) if start is None else start.features
     batcher = GraphBatcher(dataset)  # reads every graph once, for all epochs
-    n_skipped = _report_skipped(dataset, out, o["skipped"], progress)
+    said = dataset.report.list_skipped(
+        out / "skipped.csv" if data_options.skipped is None else data_options.skipped
+    )
+    if said and progress:
+        print(said, file=sys.stderr, flush=True)
     require_elements(batcher.elements(), features.known, features.source)
 
-    if split is not None:
-        parts = split_from_file(split, dataset.ids)
+    if settings.split.split is not None:
+        parts = split_from_file(settings.split.split, dataset.ids)
     else:
         parts = random_split(
             len(dataset),
-            train_ratio=o["train_ratio"],
-            val_ratio=o["val_ratio"],
-            test_ratio=o["test_ratio"],
-            train_size=o["train_size"],
-            val_size=o["val_size"],
-            test_size=o["test_size"],
-            seed=seed if split_seed is None else split_seed,
+            train_ratio=settings.split.train_ratio,
+            val_ratio=settings.split.val_ratio,
+            test_ratio=settings.split.test_ratio,
+            train_size=settings.split.train_size,
+            val_size=settings.split.val_size,
+            test_size=settings.split.test_size,
+            seed=seed if settings.split.split_seed is None else settings.split.split_seed,
         )
 
     targets = dataset.targets
     names = _target_names(target, targets.shape[1])
     classification = task == "classification"
-    k = _n_classes(targets, task, o["n_classes"])
+    k = _n_classes(targets, task, model_options.n_classes)
     if classification:
-        train_config.class_weights = _class_weights(targets[parts.train, 0], k, o["class_weight"])
+        train_config.class_weights = _class_weights(
+            targets[parts.train, 0], k, model_options.class_weight
+        )
     # what the new run decides, with or without a checkpoint to start from
     run_config = dict(
         task=task,
         n_targets=1 if classification else targets.shape[1],
         n_classes=k,
-        extensive=extensive,
-        dropout=0.0 if o["dropout"] is None else o["dropout"],
+        extensive=data_options.extensive,
+        dropout=0.0 if model_options.dropout is None else model_options.dropout,
         target_names=names[:1] if classification else names,
         class_names=[str(c) for c in range(k)] if classification else [],
     )
     if start is None:
         model_config = CGCNNConfig(
             atom_input_len=features.dim,
-            atom_fea_len=o["atom_fea_len"],
-            n_conv=o["n_conv"],
-            h_fea_len=o["h_fea_len"],
-            n_h=o["n_h"],
-            conv=o["conv"],
-            pooling=o["pooling"],
-            activation=o["activation"],
-            batchnorm=o["batchnorm"],
-            readout=o["readout"],
-            radius=o["radius"],
+            atom_fea_len=model_options.atom_fea_len,
+            n_conv=model_options.n_conv,
+            h_fea_len=model_options.h_fea_len,
+            n_h=model_options.n_h,
+            conv=model_options.conv,
+            pooling=model_options.pooling,
+            activation=model_options.activation,
+            batchnorm=model_options.batchnorm,
+            readout=model_options.readout,
+            radius=settings.graph.radius,
             **run_config,
         )
     else:
@@ -408,17 +404,17 @@ def _train(data: Any, out: Path, settings: RunSettings) -> TrainResult:
     settings.write(out / "config.yaml", data)  # every setting, to repeat the run (--config)
 
     batcher.expand_edges(module.model.gaussian)
-    loaders = _loaders(batcher, parts, o["batch_size"], seed, o["num_workers"])
+    loaders = _loaders(batcher, parts, settings.optim.batch_size, seed, run.num_workers)
     trainer = _trainer(
         out,
         parts,
         train_config,
-        o["accelerator"],
-        o["devices"],
-        o["strategy"],
-        o["num_nodes"],
+        run.accelerator,
+        run.devices,
+        run.strategy,
+        run.num_nodes,
         progress,
-        o["stop_after"],
+        run.stop_after,
         task,
         {} if resume_state is None else {str(resume): resume_state},
     )
@@ -441,8 +437,8 @@ def _train(data: Any, out: Path, settings: RunSettings) -> TrainResult:
         "train_seconds": round(train_seconds, 3),
         "epochs_run": int(trainer.current_epoch),
     }
-    if o["skip_invalid"]:
-        metrics["n_skipped"] = n_skipped
+    if data_options.skip_invalid:
+        metrics["n_skipped"] = len(dataset.report.skipped)
     from cgcnn.prediction import evaluate, load
 
     model, _ = load(best)
@@ -451,7 +447,7 @@ def _train(data: Any, out: Path, settings: RunSettings) -> TrainResult:
             model,
             Subset(dataset, parts.test.tolist()),
             out / "test_results.csv",
-            plots_dir=out if plots else None,
+            plots_dir=out if run.plots else None,
         )
         metrics.update({f"test_{k}": v for k, v in test_metrics.items()})
     if len(parts.val):
@@ -460,7 +456,7 @@ def _train(data: Any, out: Path, settings: RunSettings) -> TrainResult:
         if not classification:
             metrics.update(_against_the_mean(val_metrics, dataset.targets, parts))
     write_json(out / "metrics.json", metrics)
-    if plots:
+    if run.plots:
         _learning_curve(out)
     return TrainResult(out, metrics, best)
 
@@ -833,8 +829,7 @@ def _check_hardware(options: dict[str, Any]) -> None:
                 enable_model_summary=False,
             )
     except (ValueError, TypeError, RuntimeError, ImportError, MisconfigurationException) as exc:
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError("--accelerator/--devices/--strategy", detail) from None
+        raise InputError("--accelerator/--devices/--strategy", first_line(exc, None)) from None
 
 
 def _against_the_mean(
@@ -885,25 +880,6 @@ def _data_fingerprint(dataset: CrystalGraphDataset, batcher: GraphBatcher) -> st
     if batcher.packed:
         return fingerprint(dataset.ids, dataset.targets, batcher.atomic_numbers, batcher.distances)
     return fingerprint(dataset.ids, dataset.targets)
-
-
-def _report_skipped(
-    dataset: CrystalGraphDataset, out: Path, skipped: str | os.PathLike | None, progress: bool
-) -> int:
-    """Write the structures ``--skip-invalid`` left out to ``skipped`` (default
-    ``out/skipped.csv``) and say how many; return their number."""
-    left_out = dataset.report.skipped
-    if not left_out:
-        return 0
-    path = out / "skipped.csv" if skipped is None else Path(skipped)
-    dataset.report.write_skipped(path)
-    if progress:
-        print(
-            f"{len(left_out)} structure(s) skipped; listed with their reasons in {path}",
-            file=sys.stderr,
-            flush=True,
-        )
-    return len(left_out)
 
 
 def _finished_run(out: Path, plan: ResumePlan) -> TrainResult:
