@@ -169,3 +169,10 @@ def test_a_site_readout_model_has_contributions_that_average_to_its_prediction(t
     with (run / "test_results.csv").open(newline="") as handle:
         for row in csv.DictReader(handle):
             assert float(row["prediction"]) == pytest.approx(predicted[row["id"]], rel=1e-5)
+
+
+def test_an_original_model_has_no_embeddings_here():
+    checkpoint = shared("pretrained-cgcnn/formation-energy-per-atom.pth.tar")
+    model = cgcnn.load(checkpoint, shared("atom_init.json"))
+    with pytest.raises(InputError, match="reads the original's own graphs"):
+        model.embed(shared("sample-regression"))

@@ -178,7 +178,7 @@ class GraphStore:
             try:
                 conn = sqlite3.connect(f"{self.path.as_uri()}?mode=ro", uri=True, timeout=60)
             except sqlite3.Error as exc:
-                raise InputError(str(self.path), f"cannot open the graph cache ({exc})") from None
+                raise self._cannot_open(exc) from None
         else:
             conn = self._open_writer()
         conn.execute("PRAGMA mmap_size=68719476736")  # map up to 64 GiB; shared page cache
@@ -190,19 +190,22 @@ class GraphStore:
             self.directory.mkdir(parents=True, exist_ok=True)
             problem = _file_problem(self.path)
         except OSError as exc:
-            raise InputError(str(self.path), f"cannot open the graph cache ({exc})") from None
+            raise self._cannot_open(exc) from None
         if problem is not None:
             self._set_aside(problem)
         try:
             return self._connect_writer()
         except sqlite3.DatabaseError as exc:
             if not _is_damage(exc):
-                raise InputError(str(self.path), f"cannot open the graph cache ({exc})") from None
+                raise self._cannot_open(exc) from None
             self._set_aside(f"is damaged ({exc})")
         try:
             return self._connect_writer()
         except sqlite3.Error as exc:
-            raise InputError(str(self.path), f"cannot open the graph cache ({exc})") from None
+            raise self._cannot_open(exc) from None
+
+    def _cannot_open(self, exc: BaseException) -> InputError:
+        return InputError(str(self.path), f"cannot open the graph cache ({exc})")
 
     def _connect_writer(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, timeout=60)
