@@ -16,12 +16,18 @@ The sources are written in otter-grader's notebook format (Otter Assign, v1 form
   is a written answer, which the student gets as a placeholder to replace;
 * a question's checks are the code cells between raw cells ``# BEGIN TESTS`` and
   ``# END TESTS``; each cell is one check, which passes when it runs without an exception.
+  A check may open with otter's ``""\" # BEGIN TEST CONFIG`` / ``""\" # END TEST CONFIG``
+  string holding ``points: P``; checks without it share the rest of the question's points
+  equally.  Each check earns its points on its own (partial credit).
 
 The student version gets, in place of each question's checks, a cell ``check("NAME")`` that runs
 them from ``tests/NAME.py`` (written here).  Python files beside the notebooks (the student
 module ``cgcnn_hw.py``) get the same treatment of solution markers; every other file is copied
 as it is.  Cells of a question that hold the student's answer carry the metadata
-``{"homework": {"question": NAME}}``, which ``homework/grade.py`` reads.
+``{"homework": {"question": NAME, "role": "answer"}}``, the check cells ``"role": "check"``
+and the given code cells outside the setup (demonstrations, training, plots) ``"role":
+"demo"``; ``homework/grade.py`` reads them (a cell without this metadata was added by the
+student).
 
 Only the standard library and nbformat are needed; the output is deterministic, so running the
 command again changes nothing.
@@ -52,6 +58,10 @@ _ASSIGNMENT = re.compile(r"^([\w\.\[\]\"', ]+?)\s*(?<![=!<>+\-*/%&|^@:])=(?!=)")
 _BEGIN_PROMPT = re.compile(r'^\s*("""|\'\'\')\s*#\s*BEGIN PROMPT\s*$')
 _END_PROMPT = re.compile(r'^\s*("""|\'\'\')\s*#\s*END PROMPT\s*$')
 _IGNORE = re.compile(r"#\s*IGNORE\s*$")
+_TEST_CONFIG = re.compile(
+    r'^\s*("""|\'\'\')\s*#\s*BEGIN TEST CONFIG\s*\n(.*?)\n\s*\1\s*#\s*END TEST CONFIG\s*\n',
+    re.DOTALL,
+)
 
 
 # --------------------------------------------------------------------------- code
@@ -124,6 +134,31 @@ class Question:
     manual: bool = False
     tests: list[str] = field(default_factory=list)
     solutions: list[str] = field(default_factory=list)  # markdown answers (manual questions)
+    #: points of each check given by its TEST CONFIG (None: a share of the rest)
+    given_points: list[float | None] = field(default_factory=list)
+
+    @property
+    def test_points(self) -> list[float]:
+        """The points of each check: given ones, the rest shared equally."""
+        given = [p for p in self.given_points if p is not None]
+        rest = self.points - sum(given)
+        open_ = sum(p is None for p in self.given_points)
+        if rest < -1e-9 or (open_ == 0 and abs(rest) > 1e-9):
+            raise ValueError(
+                f"question {self.name!r}: its checks' points add up to {sum(given):g}, "
+                f"not {self.points:g}"
+            )
+        return [rest / open_ if p is None else p for p in self.given_points]
+
+
+def split_test_config(code: str) -> tuple[float | None, str]:
+    """(points given by the check's ``TEST CONFIG`` or None, the check without it)."""
+    match = _TEST_CONFIG.match(code)
+    if not match:
+        return None, code
+    values = _metadata("\n" + match.group(2))
+    points = float(values["points"]) if "points" in values else None
+    return points, code[match.end() :]
 
 
 def _source(cell: Any) -> str:
@@ -203,7 +238,9 @@ def parse_notebook(nb: Any) -> tuple[list[Question], list[tuple[str, Any]]]:
         if mode == "tests":
             if cell.cell_type != "code":
                 raise ValueError(f"question {current.name!r}: only code cells may be checks")
-            current.tests.append(text)
+            points, code = split_test_config(text)
+            current.tests.append(code)
+            current.given_points.append(points)
             cells.append(("test", cell))
         elif mode == "solution" and cell.cell_type == "code":
             cells.append(("answer", cell))
@@ -221,6 +258,8 @@ def parse_notebook(nb: Any) -> tuple[list[Question], list[tuple[str, Any]]]:
     for q in questions:
         if not q.manual and not q.tests:
             raise ValueError(f"question {q.name!r} has no checks and is not manual")
+        if q.tests:
+            q.test_points  # noqa: B018  (raises when the checks' points do not add up)
     return questions, cells
 
 
@@ -271,6 +310,8 @@ def student_notebook(nb: Any) -> tuple[Any, list[Question]]:
                 new.execution_count = None
             if role == "answer":
                 new.metadata["homework"] = {"question": name, "role": "answer"}
+            elif new.cell_type == "code" and "setup" not in new.metadata.get("tags", []):
+                new.metadata["homework"] = {"role": "demo"}
         new.pop("id", None)
         out.cells.append(new)
     return out, questions
@@ -286,6 +327,7 @@ def tests_file(question: Question) -> str:
         "",
         f"NAME = {question.name!r}",
         f"POINTS = {question.points:g}",
+        f"CASE_POINTS = [{', '.join(f'{p:g}' for p in question.test_points)}]",
         "CASES = [",
     ]
     for case in question.tests:

@@ -3,19 +3,25 @@
     python homework/grade.py NOTEBOOK_OR_FOLDER [...] [--execute] [--json FILE]
 
 A folder means every ``hw*.ipynb`` in it; the student module (``cgcnn_hw.py``) is taken from
-the notebook's folder.  The checks come from the solution notebook of the same name in
-``homework/source`` (not from the student's copy, which could have been edited).
+the notebook's folder.  **Nothing else is taken from the submission**: the checks come from the
+solution notebook of the same name in ``homework/source``, and the code that runs them and the
+helpers they use from the instructor's ``homework/source/hw_check.py``, installed as the module
+``hw_check`` before any of the student's code runs (the submission's ``hw_check.py`` and
+``tests/`` are never imported or read; after the student's cells, a fresh copy runs the checks).
 
-By default the grader runs, in a fresh namespace, the notebook's setup cells (tagged
-``setup``: imports, the example structures) and its answer cells (the code cells of each
-question), then each question's checks: seconds per notebook, no training.  A code
-question passes when all its checks run without an exception.  A written question
-(``manual``) passes the automatic check when its answer cell has been filled in; its points
-are then given by a person, from the model answers in the solution notebooks.
+One rule, with or without ``--execute``: the grader runs, in notebook order and in a fresh
+namespace, the setup cells (imports, example structures), the answer cells and every code
+cell the student added, but not the given demonstration cells (training, plots; marked
+``"role": "demo"`` in the cell metadata) nor the ``check`` cells; then every check of every
+question.  Each check earns its share of the question's points on its own (partial credit);
+a question whose answer cell raised earns nothing.  A written question (``manual``) passes
+the automatic check when its answer cell has been filled in; its points are then given by a
+person, from the model answers in the solution notebooks.
 
-``--execute`` instead runs the whole notebook top to bottom in a Jupyter kernel (errors
-allowed, as otter-grader does) and runs the checks in that kernel afterwards; it needs
-nbclient and ipykernel and takes as long as the notebook.
+``--execute`` first runs the whole notebook top to bottom in a Jupyter kernel, as *Run All*
+would (errors allowed, as otter-grader does; the cells that raised are reported), then grades
+by the same rule in that kernel; it needs nbclient and ipykernel and takes as long as the
+notebook.  Without it: seconds per notebook, no training.
 
 Exit status: 0 when every question passes, 1 otherwise.
 """
@@ -24,12 +30,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import io
+import importlib.util
 import json
 import os
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
@@ -37,7 +44,7 @@ sys.path.insert(0, str(HERE))
 
 from generate import MANUAL_PLACEHOLDER, SOURCE, Question, parse_notebook  # noqa: E402
 
-#: The student's modules, reloaded from the notebook's folder for every notebook graded.
+#: The student's module, reloaded from the notebook's folder for every notebook graded.
 STUDENT_MODULES = ("cgcnn_hw", "hw_check")
 
 #: A written answer needs at least this many words to count as filled in.
@@ -54,10 +61,8 @@ class Result:
     manual: bool
     passed: bool
     message: str
-
-    @property
-    def score(self) -> float:
-        return self.points if self.passed and not self.manual else 0.0
+    #: points earned by the checks that passed (0 for written questions: graded by hand)
+    score: float = 0.0
 
 
 def _source(cell: Any) -> str:
@@ -79,22 +84,30 @@ def source_questions(name: str, source_dir: Path = SOURCE) -> list[Question]:
     return questions
 
 
-def answer_cells(nb: Any) -> tuple[list[Any], dict[str, list[Any]]]:
-    """(cells to run in order, {question: its answer cells}) of a student or source notebook.
+def trusted_checks(source_dir: Path = SOURCE) -> ModuleType:
+    """A fresh copy of the instructor's ``hw_check`` module (``source_dir/hw_check.py``)."""
+    path = Path(source_dir) / "hw_check.py"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: the grader runs the checks with it")
+    spec = importlib.util.spec_from_file_location("hw_check", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
-    A student notebook marks answers with ``metadata.homework.question``; a source notebook
-    (the solutions, in otter's format) is parsed.  Cells to run: setup cells and code
-    answers, in notebook order.
-    """
-    answers: dict[str, list[Any]] = {}
-    run: list[Any] = []
-    if any(
+
+def _is_source(nb: Any) -> bool:
+    return any(
         _source(c).lstrip().startswith("# BEGIN QUESTION") for c in nb.cells if c.cell_type == "raw"
-    ):
+    )
+
+
+def _labelled(nb: Any) -> list[tuple[str, str | None, Any]]:
+    """(role, question, cell) of every cell: roles answer, manual, check, demo, setup, added."""
+    labelled = []
+    if _is_source(nb):
         _, cells = parse_notebook(nb)
-        labelled = []
-        current = None
         roles = {id(cell): role for role, cell in cells}
+        current = None
         for cell in nb.cells:
             text = _source(cell).lstrip()
             if cell.cell_type == "raw" and text.startswith("# BEGIN QUESTION"):
@@ -106,38 +119,66 @@ def answer_cells(nb: Any) -> tuple[list[Any], dict[str, list[Any]]]:
             elif cell.cell_type == "raw" and text.startswith("# END QUESTION"):
                 current = None
             elif id(cell) in roles:
-                labelled.append((roles[id(cell)], current, cell))
-    else:
-        labelled = []
-        for cell in nb.cells:
-            meta = cell.get("metadata", {}).get("homework", {})
-            role = "answer" if meta.get("role") == "answer" else "other"
-            if role == "answer" and cell.cell_type == "markdown":
-                role = "manual"
-            labelled.append((role, meta.get("question"), cell))
-    for role, question, cell in labelled:
+                role = roles[id(cell)]
+                if role == "test":
+                    role = "check"
+                elif role in ("plain", "prompt"):
+                    role = (
+                        "setup" if "setup" in cell.get("metadata", {}).get("tags", []) else "demo"
+                    )
+                labelled.append((role, current, cell))
+        return labelled
+    for cell in nb.cells:
+        meta = cell.get("metadata", {})
+        info = meta.get("homework", {})
+        role = info.get("role")
+        if role == "answer" and cell.cell_type == "markdown":
+            role = "manual"
+        elif "setup" in meta.get("tags", []):
+            role = "setup"
+        elif role not in ("answer", "check", "demo"):
+            role = "added"  # a cell the student inserted
+        labelled.append((role, info.get("question"), cell))
+    return labelled
+
+
+def answer_cells(nb: Any) -> tuple[list[Any], dict[str, list[Any]]]:
+    """(cells the grader runs, in order; {question: its answer cells}) of a notebook.
+
+    The cells run are the setup cells, the code answers and the code cells the student
+    added; never the given demonstration cells nor the check cells.  A student notebook
+    marks its cells with ``metadata.homework``; a source notebook (the solutions, in otter's
+    format) is parsed.
+    """
+    answers: dict[str, list[Any]] = {}
+    run: list[Any] = []
+    for role, question, cell in _labelled(nb):
         if role in ("answer", "manual") and question:
             answers.setdefault(question, []).append(cell)
-        tags = cell.get("metadata", {}).get("tags", [])
-        if cell.cell_type == "code" and ("setup" in tags or role == "answer"):
+        if cell.cell_type == "code" and role in ("setup", "answer", "added"):
             run.append(cell)
     return run, answers
 
 
-def _python(code: str) -> str:
-    """Notebook code as plain Python: IPython magics and shell lines commented out."""
-    return "\n".join(
-        f"# {line}" if line.lstrip().startswith(("%", "!")) else line for line in code.split("\n")
-    )
+def cells_to_run(nb: Any) -> list[tuple[str, str]]:
+    """``(question or "", code)`` of the cells the grader runs (see :func:`answer_cells`)."""
+    run, answers = answer_cells(nb)
+    owner = {id(c): q for q, cells in answers.items() for c in cells}
+    return [(owner.get(id(c), ""), _source(c)) for c in run]
+
+
+def _cases(q: Question) -> list[tuple[float, str]]:
+    return list(zip(q.test_points, q.tests, strict=True))
 
 
 @contextlib.contextmanager
-def _student_environment(folder: Path):
-    """Run with ``folder`` as the working directory and first on sys.path, fresh modules."""
+def _student_environment(folder: Path, checks: ModuleType):
+    """Run in ``folder`` (first on sys.path, fresh modules), ``checks`` as ``hw_check``."""
     saved_modules = {m: sys.modules.pop(m) for m in STUDENT_MODULES if m in sys.modules}
     old_cwd, old_path = Path.cwd(), list(sys.path)
     os.environ.setdefault("MPLBACKEND", "Agg")
     sys.path.insert(0, str(folder))
+    sys.modules["hw_check"] = checks  # the submission's hw_check.py is never imported
     os.chdir(folder)
     try:
         yield
@@ -158,6 +199,24 @@ def _written(cells: list[Any]) -> tuple[bool, str]:
     return True, "answered; to be graded by hand against the model answer"
 
 
+def _results(
+    path: Path, questions: list[Question], answers: dict[str, list[Any]], found: dict[str, Any]
+) -> list[Result]:
+    results = []
+    for q in questions:
+        if q.manual:
+            ok, message = _written(
+                [c for c in answers.get(q.name, []) if c.cell_type == "markdown"]
+            )
+            results.append(Result(path.name, q.name, q.points, True, ok, message))
+            continue
+        earned, ok, message = found.get(
+            q.name, (0.0, False, "the checks did not run (kernel died?)")
+        )
+        results.append(Result(path.name, q.name, q.points, False, ok, message, float(earned)))
+    return results
+
+
 def grade_notebook(path: str | Path, source_dir: Path = SOURCE) -> list[Result]:
     """Grade one notebook without executing it all (see the module docstring)."""
     import nbformat
@@ -165,48 +224,20 @@ def grade_notebook(path: str | Path, source_dir: Path = SOURCE) -> list[Result]:
     path = Path(path).resolve()
     questions = source_questions(path.name, source_dir)
     nb = nbformat.read(path, as_version=4)
-    run, answers = answer_cells(nb)
-    namespace: dict[str, Any] = {"__name__": "__main__"}
-    results: list[Result] = []
-    with _student_environment(path.parent):
-        from hw_check import run_case
-
-        errors: dict[int, str] = {}
-        for cell in run:
-            code = _python(_source(cell))
-            sink = io.StringIO()
-            try:
-                with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
-                    exec(compile(code, f"<{path.name}>", "exec"), namespace)
-            except Exception as exc:
-                errors[id(cell)] = f"{type(exc).__name__}: {exc}"
-        for q in questions:
-            cells = answers.get(q.name, [])
-            if q.manual:
-                ok, message = _written([c for c in cells if c.cell_type == "markdown"])
-                results.append(Result(path.name, q.name, q.points, True, ok, message))
-                continue
-            failure = next((errors[id(c)] for c in cells if id(c) in errors), None)
-            if failure:
-                message = f"your answer cell raised {failure}"
-                results.append(Result(path.name, q.name, q.points, False, False, message))
-                continue
-            ok, message = True, f"all {len(q.tests)} checks passed"
-            for k, code in enumerate(q.tests, 1):
-                sink = io.StringIO()
-                with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
-                    passed, why = run_case(code, namespace)
-                if not passed:
-                    ok, message = False, f"check {k} of {len(q.tests)}: {why}"
-                    break
-            results.append(Result(path.name, q.name, q.points, False, ok, message))
-    return results
+    _, answers = answer_cells(nb)
+    checks = trusted_checks(source_dir)
+    checks.TESTS = path.parent / "tests"  # for check() cells only; grading never reads them
+    graded = [(q.name, _cases(q)) for q in questions if not q.manual]
+    with _student_environment(path.parent, checks):
+        found = checks.grade_cells(cells_to_run(nb), graded, f"<{path.name}>")
+    return _results(path, questions, answers, found)
 
 
 def grade_notebook_executed(
     path: str | Path, source_dir: Path = SOURCE, timeout: int = 1800
 ) -> list[Result]:
-    """Grade one notebook by running all of it in a kernel, then its checks."""
+    """Grade one notebook by running all of it in a kernel, then grading as without
+    ``--execute`` (same cells, same checks) in that kernel."""
     import nbformat
     from nbclient import NotebookClient
 
@@ -214,21 +245,31 @@ def grade_notebook_executed(
     questions = source_questions(path.name, source_dir)
     nb = nbformat.read(path, as_version=4)
     _, answers = answer_cells(nb)
+    cells = cells_to_run(nb)
+    graded = [(q.name, _cases(q)) for q in questions if not q.manual]
+    trusted = str((Path(source_dir) / "hw_check.py").resolve())
+    if not Path(trusted).is_file():
+        raise FileNotFoundError(f"{trusted} is missing: the grader runs the checks with it")
+    install = (
+        "import importlib.util as _u, pathlib as _p, sys as _s\n"
+        "def _trusted_checks():\n"
+        f"    _spec = _u.spec_from_file_location('hw_check', {trusted!r})\n"
+        "    _module = _u.module_from_spec(_spec)\n"
+        "    _spec.loader.exec_module(_module)\n"
+        f"    _module.TESTS = _p.Path({str(path.parent / 'tests')!r})\n"
+        "    _s.modules['hw_check'] = _module\n"
+        "    return _module\n"
+        "_trusted_checks()\n"
+    )
     marker = "@@homework-result@@"
-    for q in questions:
-        if q.manual:
-            continue
-        runner = (
-            "import json as _json\nfrom hw_check import run_case as _run_case\n"
-            f"_cases = {q.tests!r}\n_result = [True, 'all {len(q.tests)} checks passed']\n"
-            "for _k, _code in enumerate(_cases, 1):\n"
-            "    _ok, _why = _run_case(_code, globals())\n"
-            "    if not _ok:\n"
-            "        _result = [False, f'check {_k} of {len(_cases)}: {_why}']\n"
-            "        break\n"
-            f"print({marker!r} + _json.dumps([{q.name!r}] + _result))"
-        )
-        nb.cells.append(nbformat.v4.new_code_cell(runner))
+    runner = (
+        "import json as _json\n"
+        f"_found = _trusted_checks().grade_cells({cells!r}, {graded!r}, {path.name!r})\n"
+        f"print({marker!r} + _json.dumps(_found))"
+    )
+    given = len(nb.cells)
+    nb.cells.insert(0, nbformat.v4.new_code_cell(install))
+    nb.cells.append(nbformat.v4.new_code_cell(runner))
     client = NotebookClient(
         nb,
         timeout=timeout,
@@ -237,23 +278,21 @@ def grade_notebook_executed(
         resources={"metadata": {"path": str(path.parent)}},
     )
     client.execute()
-    found: dict[str, tuple[bool, str]] = {}
-    for cell in nb.cells:
+    found: dict[str, Any] = {}
+    raised = []
+    for k, cell in enumerate(nb.cells):
         for output in cell.get("outputs", []):
+            if output.get("output_type") == "error" and 0 < k <= given:
+                raised.append(f"cell {k - 1}: {output.get('ename')}")
             for line in output.get("text", "").split("\n"):
                 if line.startswith(marker):
-                    name, ok, why = json.loads(line[len(marker) :])
-                    found[name] = (ok, why)
-    results = []
-    for q in questions:
-        if q.manual:
-            ok, message = _written(
-                [c for c in answers.get(q.name, []) if c.cell_type == "markdown"]
-            )
-            results.append(Result(path.name, q.name, q.points, True, ok, message))
-        else:
-            ok, message = found.get(q.name, (False, "the checks did not run (kernel died?)"))
-            results.append(Result(path.name, q.name, q.points, False, ok, message))
+                    found = json.loads(line[len(marker) :])
+    results = _results(path, questions, answers, found)
+    if raised:
+        shown = ", ".join(raised[:5]) + (" ..." if len(raised) > 5 else "")
+        for r in results:
+            if not r.manual and not r.passed:
+                r.message += f" (Run All raised in {shown})"
     return results
 
 
@@ -301,6 +340,11 @@ def main(argv: list[str] | None = None) -> int:
     for nb in notebooks(args.paths):
         grade = grade_notebook_executed if args.execute else grade_notebook
         results.extend(grade(nb, args.source))
+    print(
+        f"checks, and the code and helpers that run them, from {args.source.resolve()} "
+        "(hw_check.py and the solution notebooks); the submission's hw_check.py and tests/ "
+        "are not used"
+    )
     print(report(results))
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in results], indent=2) + "\n")

@@ -275,6 +275,131 @@ def test_grade_command_line(tmp_path, capsys):
         grade.main([str(tmp_path / "hw1_crystal_graphs.ipynb"), "--source", str(tmp_path)])
 
 
+def _hand_in(tmp_path: Path, edit=None) -> Path:
+    """A copy of the untouched student folder; ``edit(cell, question, role)`` may change
+    the notebooks' cells (return a new source, or None to keep it)."""
+    folder = tmp_path / "submission"
+    for name, data in _files(STUDENT).items():
+        target = folder / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    if edit is not None:
+        for nb_name in NOTEBOOKS:
+            nb = nbformat.read(folder / nb_name, as_version=4)
+            for cell in nb.cells:
+                meta = cell.metadata.get("homework", {})
+                new = edit(cell, meta.get("question"), meta.get("role"))
+                if new is not None:
+                    cell.source = new
+            nbformat.write(nb, folder / nb_name)
+    return folder
+
+
+def _auto_points(results) -> float:
+    return sum(r.score for r in results if not r.manual)
+
+
+_ALWAYS_PASS = """
+
+def run_case(code, namespace):
+    return True, "passed"
+
+
+def run_question(cases, namespace):
+    return sum(p for p, _ in cases), True, "all checks passed"
+
+
+def grade_cells(cells, questions, filename="<notebook>"):
+    return {name: (sum(p for p, _ in cases), True, "passed") for name, cases in questions}
+
+
+def expect(*args, **kwargs):
+    pass
+
+
+expect_array = expect_close = expect_same_parameters = expect
+
+from pathlib import Path as _Path
+
+_Path(__file__).with_name("IMPORTED").write_text("the submission's hw_check.py was imported")
+"""
+
+
+def test_a_submission_whose_hw_check_always_passes_scores_as_unsolved(tmp_path, capsys):
+    """The grader never imports the submission's hw_check.py nor reads its tests/."""
+    folder = _hand_in(tmp_path)
+    checks = folder / "hw_check.py"
+    checks.write_text(checks.read_text() + _ALWAYS_PASS)
+    for test in (folder / "tests").glob("q*.py"):
+        test.write_text(f"NAME = {test.stem!r}\nPOINTS = 3\nCASES = ['pass']\n")
+    results = [r for nb in NOTEBOOKS for r in grade.grade_notebook(folder / nb)]
+    assert _auto_points(results) == 0
+    assert [r.question for r in results if r.passed] == []
+    assert not (folder / "IMPORTED").exists()
+    # the grader's command line says where the checks come from
+    assert grade.main([str(folder)]) == 1
+    printed = capsys.readouterr().out
+    assert f"from {SOURCE}" in printed and "hw_check.py and tests/ are not used" in printed
+    assert "automatic: 0/22 points, 0/13 questions pass" in printed
+
+
+def test_answer_cells_cannot_change_the_checks(tmp_path):
+    """An answer cell that rewires hw_check (or the module the checks import) earns nothing."""
+    sabotage = (
+        "import sys\n"
+        "import hw_check\n"
+        "for _m in (hw_check, sys.modules['hw_check']):\n"
+        "    _m.run_case = lambda code, namespace: (True, 'passed')\n"
+        "    _m.run_question = lambda cases, ns: (sum(p for p, _ in cases), True, 'ok')\n"
+        "    _m.expect = _m.expect_close = _m.expect_array = lambda *a, **k: None\n"
+    )
+
+    def edit(cell, question, role):
+        if role == "answer" and cell.cell_type == "code" and question in ("q2a", "q4a"):
+            return sabotage + cell.source
+        return None
+
+    folder = _hand_in(tmp_path, edit)
+    results = [r for nb in NOTEBOOKS for r in grade.grade_notebook(folder / nb)]
+    assert _auto_points(results) == 0
+    assert [r.question for r in results if r.passed] == []
+
+
+def _helper_in_an_added_cell(tmp_path: Path) -> Path:
+    """hw1 with q2a answered through a helper that a cell the student inserted defines."""
+    folder = _hand_in(tmp_path)
+    path = folder / "hw1_crystal_graphs.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    k = next(
+        k
+        for k, c in enumerate(nb.cells)
+        if c.metadata.get("homework") == {"question": "q2a", "role": "answer"}
+    )
+    nb.cells[k].source = (
+        "def atom_features(structure, embedding):\n"
+        "    return np.array([_row(site, embedding) for site in structure], dtype=float)\n"
+    )
+    helper = "def _row(site, embedding):\n    return embedding[str(site.specie.Z)]\n"
+    nb.cells.insert(k, nbformat.v4.new_code_cell(helper))  # no metadata: added by the student
+    # a given demonstration cell (the last one, after every answer) is not run: the correct
+    # gaussian_expand written there does not count for q2d
+    demo = [c for c in nb.cells if c.metadata.get("homework", {}).get("role") == "demo"][-1]
+    demo.source = (
+        "def gaussian_expand(distances, radius=8.0, step=0.2, sigma=None):\n"
+        "    d = np.asarray(distances, dtype=float).reshape(-1)\n"
+        "    centres = np.arange(round(radius / step) + 1) * step\n"
+        "    return np.exp(-((d[:, None] - centres) ** 2) / (sigma or step) ** 2)\n"
+    )
+    nbformat.write(nb, path)
+    return path
+
+
+def test_one_rule_helpers_in_added_cells_count_demo_cells_do_not(tmp_path):
+    results = grade.grade_notebook(_helper_in_an_added_cell(tmp_path))
+    assert [r.question for r in results if r.passed] == ["q2a"]
+    assert {r.question: r.score for r in results if not r.manual}["q2a"] == 2
+
+
 # --------------------------------------------------------------------------- end to end
 
 
@@ -328,3 +453,23 @@ def test_grader_executing_part_1():
     untouched = grade.grade_notebook_executed(STUDENT / name)
     assert [r.question for r in untouched if r.passed] == []
     assert all("check 1 of" in r.message for r in untouched if not r.manual)
+
+
+@pytest.mark.slow
+def test_both_grading_modes_agree(tmp_path):
+    """The helper in an added cell passes, the edited demo cell does not count, in both modes;
+    an always-passing hw_check.py changes nothing in the kernel either."""
+    for module in ("nbclient", "ipykernel"):
+        if importlib.util.find_spec(module) is None:
+            pytest.skip(f"{module} is not installed (pip install '.[homework]')")
+    path = _helper_in_an_added_cell(tmp_path)
+    (path.parent / "hw_check.py").write_text(
+        (path.parent / "hw_check.py").read_text() + _ALWAYS_PASS
+    )
+    default = grade.grade_notebook(path)
+    executed = grade.grade_notebook_executed(path)
+    assert [(r.question, r.passed, r.score) for r in executed] == [
+        (r.question, r.passed, r.score) for r in default
+    ]
+    assert [r.question for r in executed if r.passed] == ["q2a"]
+    assert not (path.parent / "IMPORTED").exists()

@@ -2,6 +2,7 @@
 
 NAME = 'q2a'
 POINTS = 2
+CASE_POINTS = [2]
 CASES = [
     'def _check():\n    import numpy as np\n    from hw_check import expect_array, expect_close\n    from pymatgen.core import Lattice, Structure\n\n    import cgcnn\n\n    table = cgcnn.AtomFeatures.cgcnn92()\n    emb = {str(z): [float(v) for v in table.table[z]] for z in np.flatnonzero(table.known)}\n    for s in (\n        Structure.from_spacegroup(\n            "Fm-3m", Lattice.cubic(5.62), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]]\n        ),\n        Structure(\n            Lattice.cubic(3.905),\n            ["Sr", "Ti", "O", "O", "O"],\n            [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]],\n        ),\n    ):\n        got = expect_array(\n            atom_features(s, emb), (len(s), 92), f"atom_features({s.composition.reduced_formula})"\n        )\n        want = table(np.array([site.specie.Z for site in s]))\n        expect_close(\n            got, want, f"atom_features({s.composition.reduced_formula}) against cgcnn.AtomFeatures"\n        )\n\n\n_check()',
 ]

@@ -2,6 +2,7 @@
 
 NAME = 'q2d'
 POINTS = 2
+CASE_POINTS = [2]
 CASES = [
     'def _check():\n    import numpy as np\n    import torch\n    from hw_check import expect_array, expect_close\n\n    import cgcnn\n\n    rng = np.random.default_rng(1)\n    d = np.concatenate([[0.0, 2.81, 3.974, 8.0], rng.uniform(0.5, 8.0, 50)])\n    for radius, step, sigma in ((8.0, 0.2, None), (6.0, 0.5, None), (5.0, 0.25, 0.4)):\n        reference = cgcnn.GaussianExpansion(radius=radius, step=step, sigma=sigma)\n        got = expect_array(\n            gaussian_expand(d, radius=radius, step=step, sigma=sigma),\n            (len(d), reference.num_features),\n            f"gaussian_expand(radius={radius}, step={step}, sigma={sigma})",\n        )\n        want = reference(torch.tensor(d, dtype=torch.float32)).numpy()\n        expect_close(\n            got,\n            want,\n            f"gaussian_expand(radius={radius}, step={step}, sigma={sigma}) against cgcnn.GaussianExpansion",\n            atol=1e-5,\n        )\n\n\n_check()',
 ]

@@ -2,6 +2,7 @@
 
 NAME = 'q3a'
 POINTS = 3
+CASE_POINTS = [3]
 CASES = [
     'def _check():\n    import cgcnn_hw\n    import torch\n    from hw_check import expect_array, expect_close\n\n    from cgcnn.nn import SharedConv\n\n    torch.manual_seed(0)\n    N, E, F, G = 9, 40, 8, 6\n    x = torch.randn(N, F)\n    edge_index = torch.stack(\n        [torch.randint(0, N, (E,)), torch.cat([torch.arange(N), torch.randint(0, N, (E - N,))])]\n    )\n    edge_attr = torch.rand(E, G)\n    mine = cgcnn_hw.SharedConvLayer(F, G)\n    with torch.no_grad():\n        mine.bn.weight.uniform_(0.5, 1.5)\n        mine.bn.bias.uniform_(-0.5, 0.5)\n    reference = SharedConv(F, G, "softplus", True)\n    reference.load_state_dict(mine.state_dict())\n    for mode in ("training", "evaluation"):\n        mine.train(mode == "training")\n        reference.train(mode == "training")\n        got = expect_array(\n            mine(x, edge_index, edge_attr), (N, F), f"SharedConvLayer.forward ({mode} mode)"\n        )\n        expect_close(\n            got,\n            reference(x, edge_index, edge_attr).detach(),\n            f"SharedConvLayer output in {mode} mode against cgcnn.nn.SharedConv",\n        )\n    mine.eval()\n    order = torch.randperm(E)\n    expect_close(\n        mine(x, edge_index[:, order], edge_attr[order]).detach(),\n        mine(x, edge_index, edge_attr).detach(),\n        "SharedConvLayer output after shuffling the edges (the sum over neighbours must not depend on their order)",\n    )\n\n\n_check()',
 ]

@@ -2,6 +2,7 @@
 
 NAME = 'q3b'
 POINTS = 1
+CASE_POINTS = [1]
 CASES = [
     'def _check():\n    import cgcnn_hw\n    import torch\n    from hw_check import expect, expect_array, expect_close\n\n    from cgcnn.nn import Pooling\n\n    torch.manual_seed(1)\n    x = torch.randn(7, 5)\n    index = torch.tensor([0, 0, 1, 2, 2, 2, 2])\n    for mode in ("mean", "max", "sum"):\n        got = expect_array(cgcnn_hw.pool(x, index, mode), (3, 5), f"pool(..., {mode!r})")\n        expect_close(\n            got, Pooling(mode)(x, index, 3), f"pool(..., {mode!r}) against cgcnn.nn.Pooling"\n        )\n    try:\n        cgcnn_hw.pool(x, index, "median")\n        raised = False\n    except ValueError:\n        raised = True\n    expect(raised, "pool(..., \'median\') should raise ValueError (only mean, max and sum exist)")\n\n\n_check()',
 ]

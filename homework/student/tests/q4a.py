@@ -2,6 +2,7 @@
 
 NAME = 'q4a'
 POINTS = 1
+CASE_POINTS = [1]
 CASES = [
     'def _check():\n    import tempfile\n    from pathlib import Path\n\n    import numpy as np\n    from hw_check import expect, expect_close\n\n    from cgcnn.plots import regression_metrics\n\n    rng = np.random.default_rng(3)\n    target = rng.normal(-100, 40, 25)\n    prediction = target + rng.normal(0, 5, 25)\n    path = Path(tempfile.mkdtemp()) / "test_results.csv"\n    path.write_text(\n        "id,target,prediction\\n"\n        + "".join(\n            f"mp-{k},{float(t)!r},{float(p)!r}\\n"\n            for k, (t, p) in enumerate(zip(target, prediction, strict=True))\n        )\n    )\n    got = test_mae(path)\n    expect(\n        isinstance(got, (float, np.floating)),\n        f"test_mae should return a float, got {type(got).__name__}",\n    )\n    expect_close(\n        got,\n        regression_metrics(target, prediction)["mae"],\n        "test_mae against cgcnn.plots.regression_metrics",\n    )\n\n\n_check()',
 ]

@@ -2,6 +2,7 @@
 
 NAME = 'q4b'
 POINTS = 1
+CASE_POINTS = [1]
 CASES = [
     'def _check():\n    import tempfile\n    from pathlib import Path\n\n    import numpy as np\n    import pandas as pd\n    from hw_check import expect, expect_close\n\n    rng = np.random.default_rng(4)\n    target = rng.normal(-100, 40, 30)\n    error = rng.permutation(np.linspace(0.5, 30, 30)) * rng.choice([-1, 1], 30)\n    path = Path(tempfile.mkdtemp()) / "test_results.csv"\n    path.write_text(\n        "id,target,prediction\\n"\n        + "".join(\n            f"{1000 + k},{float(t)!r},{float(t + e)!r}\\n"\n            for k, (t, e) in enumerate(zip(target, error, strict=True))\n        )\n    )\n    got = worst_crystals(path, 4)\n    expect(\n        isinstance(got, pd.DataFrame),\n        f"worst_crystals should return a DataFrame, got {type(got).__name__}",\n    )\n    expect(\n        "abs_error" in got.columns,\n        f"the result needs an abs_error column; it has {list(got.columns)}",\n    )\n    expect(len(got) == 4, f"worst_crystals(path, 4) returned {len(got)} rows")\n    order = np.argsort(-np.abs(error))[:4]\n    expect_close(\n        got["abs_error"].to_numpy(),\n        np.abs(error)[order],\n        "abs_error of the 4 worst crystals, largest first",\n    )\n    expect(\n        [str(i) for i in got["id"]] == [str(1000 + k) for k in order],\n        "the ids of the worst crystals (largest error first) are wrong",\n    )\n\n\n_check()',
 ]

@@ -2,6 +2,7 @@
 
 NAME = 'q6b'
 POINTS = 1
+CASE_POINTS = [1]
 CASES = [
     'def _check():\n    import numpy as np\n    import torch\n    from hw_check import expect, expect_close\n    from pymatgen.core import Lattice, Structure\n    from torch_geometric.data import Batch\n\n    import cgcnn\n\n    torch.manual_seed(5)\n    table = torch.from_numpy(cgcnn.AtomFeatures.cgcnn92().table)\n    model = cgcnn.CGCNN(\n        cgcnn.CGCNNConfig(atom_fea_len=8, n_conv=1, h_fea_len=8, radius=6.0, extensive=True),\n        atom_table=table,\n    ).eval()\n    with torch.no_grad():\n        model.target_std.fill_(3.0)\n        model.ref_bias.fill_(-5.0)\n    info = {\n        "graph_settings": {\n            "radius": 6.0,\n            "max_neighbors": 6,\n            "grow_radius": False,\n            "min_distance": 0.5,\n        }\n    }\n    s = Structure(\n        Lattice.cubic(3.905),\n        ["Sr", "Ti", "O", "O", "O"],\n        [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]],\n    )\n    got = predict_structure(model, info, s)\n    expect(\n        got is not None and np.ndim(got) == 0,\n        f"predict_structure should return one number, got {got!r}",\n    )\n    graph = cgcnn.featurize(s, radius=6.0, max_neighbors=6)\n    want = model.predict(Batch.from_data_list([graph.to_data()]))[0, 0].item()\n    expect_close(\n        float(got),\n        want,\n        "predict_structure against the model\'s own prediction on cgcnn.featurize\'s graph (with info[\'graph_settings\'])",\n        atol=1e-4,\n    )\n\n\n_check()',
 ]

@@ -2,6 +2,7 @@
 
 NAME = 'q7b'
 POINTS = 2
+CASE_POINTS = [2]
 CASES = [
     'def _check():\n    import numpy as np\n    from hw_check import expect, expect_close\n    from sklearn.metrics import average_precision_score, balanced_accuracy_score\n\n    from cgcnn.plots import roc_auc\n\n    rng = np.random.default_rng(7)\n    labels = (rng.random(400) < 0.05).astype(int)\n    prob = np.clip(0.3 * labels + rng.random(400) * 0.7, 0, 1)\n    got = imbalance_metrics(labels, prob)\n    expect(\n        isinstance(got, dict), f"imbalance_metrics should return a dict, got {type(got).__name__}"\n    )\n    expect(\n        set(got) >= {"roc_auc", "pr_auc", "balanced_accuracy"},\n        f"the dict needs roc_auc, pr_auc and balanced_accuracy; it has {sorted(got)}",\n    )\n    expect_close(got["roc_auc"], roc_auc(labels, prob), "roc_auc against cgcnn.plots.roc_auc")\n    expect_close(got["pr_auc"], average_precision_score(labels, prob), "pr_auc (average precision)")\n    expect_close(\n        got["balanced_accuracy"],\n        balanced_accuracy_score(labels, prob >= 0.5),\n        "balanced_accuracy at the threshold 0.5",\n    )\n\n\n_check()',
 ]
