@@ -196,3 +196,34 @@ def test_predict_dataset_batches_like_pyg_loader(dataset, conv):
         assert ours.shape == (len(data), 1)
         np.testing.assert_allclose(ours, reference.numpy(), rtol=1e-5, atol=1e-5)
         np.testing.assert_allclose(predict_dataset(model, items), ours, rtol=1e-5, atol=1e-5)
+
+
+def test_prediction_in_chunks_equals_prediction_in_one_pass(dataset, monkeypatch):
+    """Packing a few crystals at a time (memory of one chunk) changes no number and no order;
+    an ensemble's members share the pass."""
+    from torch.utils.data import Subset
+
+    from cgcnn import prediction
+    from cgcnn.nn.model import CGCNN, CGCNNConfig
+
+    torch.manual_seed(0)
+    models = [CGCNN(CGCNNConfig(atom_input_len=92, atom_fea_len=8, h_fea_len=8)) for _ in "ab"]
+    for model in models:
+        model.atom_table.normal_()
+    data = Subset(dataset, [5, 7, 0, 2, 1, 3, 4])
+    whole = prediction.predict_members(models, data, batch_size=2)
+    packed: list[int] = []
+    original = prediction.GraphSubset
+
+    def counting(base, indices):
+        packed.append(len(indices))
+        return original(base, indices)
+
+    monkeypatch.setattr(prediction, "PREDICT_CHUNK", 4)  # a multiple of the batch size
+    monkeypatch.setattr(prediction, "GraphSubset", counting)
+    chunked = prediction.predict_members(models, data, batch_size=2)
+    assert packed == [4, 3]
+    for a, b in zip(whole, chunked, strict=True):
+        assert a.shape == (7, 1)
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(chunked[0], chunked[1])  # two models, two answers

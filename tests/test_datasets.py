@@ -540,3 +540,22 @@ def test_module_does_not_import_torch() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=os.environ
     )
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    ("data", "names", "units"),
+    [
+        ("perovskite-energy", ["target"], ["eV/cell"]),  # one target, whatever its name
+        ("perov5", ["heat_ref", "ind_gap", "other"], ["eV/cell", "eV", ""]),
+        ("/somewhere/datasets/perovskite-energy", ["target"], ["eV/cell"]),
+        ("/root/perov5/perov5.csv", ["heat_ref"], ["eV/cell"]),  # the path it is fetched to
+        ("cgcnn-samples", ["target"], [""]),  # "(examples only)" is no unit
+        ("/my/own/data.csv", ["energy"], [""]),
+    ],
+)
+def test_units_come_from_the_registry(data, names, units):
+    from cgcnn.datasets import REGISTRY, registry_units
+
+    for name in ("perovskite-energy", "perov5", "cgcnn-samples"):
+        assert name in REGISTRY, f"{name} is no longer registered: update this test"
+    assert registry_units(data, names) == units

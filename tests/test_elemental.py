@@ -76,12 +76,6 @@ def test_a_version_0_1_edge_gated_model_keeps_its_layer():
     assert CGCNNConfig().edge_messages is True
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="batch norm's running statistics lag the weights: after 15 epochs on 96 carbon "
-    "allotropes the evaluation-mode predictions differ from the training-mode ones by about "
-    "0.4 target standard deviations (issue 23, item 2, not met yet)",
-)
 def test_training_and_evaluation_modes_agree_after_a_short_fit(tmp_path):
     from cgcnn.batching import GraphBatcher
     from cgcnn.dataset import CrystalGraphDataset
@@ -118,7 +112,8 @@ def test_training_and_evaluation_modes_agree_after_a_short_fit(tmp_path):
     spread = float(np.std(dataset.targets))
     gap = float((evaluated - trained).abs().mean())
     assert torch.isfinite(evaluated).all()
-    assert gap < 0.25 * spread, (
+    # 0.04 standard deviations measured; 0.38 with torch's running averages (--bn-statistics 0)
+    assert gap < 0.1 * spread, (
         f"eval and train modes differ by {gap:.3g} (targets' std {spread:.3g})"
     )
 

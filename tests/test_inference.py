@@ -38,7 +38,10 @@ def runs(tmp_path_factory):
     return {
         "single": _train(tmp, "single", "--ensemble", "1") / "best.ckpt",
         "ensemble": _train(tmp, "ensemble", "--ensemble", "2", "--jobs", "1") / "ensemble.json",
-        "extensive": _train(tmp, "extensive", "--ensemble", "1", "--extensive") / "best.ckpt",
+        "extensive": _train(
+            tmp, "extensive", "--ensemble", "1", "--extensive", "--unit", "eV/cell"
+        )
+        / "best.ckpt",
     }
 
 
@@ -176,3 +179,19 @@ def test_an_original_model_has_no_embeddings_here():
     model = cgcnn.load(checkpoint, shared("atom_init.json"))
     with pytest.raises(InputError, match="reads the original's own graphs"):
         model.embed(shared("sample-regression"))
+
+
+def test_the_unit_given_in_training_is_in_the_tables(runs):
+    data = shared("sample-regression")
+    model = cgcnn.load(runs["extensive"])
+    assert model.units == {"target": "eV/cell"}
+    assert model.predict(data).attrs["units"] == {"target": "eV/cell"}
+    assert model.contributions(data).attrs["units"] == {"target": "eV/cell"}
+    assert cgcnn.load(runs["single"]).predict(data).attrs["units"] == {"target": ""}
+
+
+def test_a_unit_per_target_is_required(tmp_path, capsys):
+    data = shared("sample-regression")
+    argv = ["train", data, "--out", tmp_path / "two", *TINY, "--ensemble", "1", "--unit", "eV,eV"]
+    assert main([str(a) for a in argv]) == 2
+    assert "--unit: gives 2 unit(s) for 1 target(s) (target)" in capsys.readouterr().err

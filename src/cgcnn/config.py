@@ -161,6 +161,13 @@ class DataOptions:
         metavar="NAME[,NAME...]",
         show_default=False,
     )
+    unit: str | None = option(
+        None,
+        "the target's unit, for tables and figures (several targets: comma-separated, in "
+        "order); default: the registry's, for a registered data set",
+        metavar="UNIT[,UNIT...]",
+        show_default=False,
+    )
     task: str = option(
         "regression",
         "regression, or classification (labels 0, 1, ... in the target column)",
@@ -364,6 +371,14 @@ class TrainConfig:
         "decay per step (0: off)",
         metavar="DECAY",
     )
+    #: training crystals whose batch statistics batch norm uses for evaluation
+    #: (:mod:`cgcnn.batch_statistics`)
+    bn_statistics: int = option(
+        1024,
+        "before each validation, recompute batch norm's statistics with the weights being "
+        "validated, over this many training crystals (0: torch's running averages)",
+        metavar="CRYSTALS",
+    )
 
     def __post_init__(self) -> None:
         self.optim = resolve("optimizer", self.optim, OPTIMIZERS)
@@ -375,6 +390,8 @@ class TrainConfig:
             raise InputError("--lr", f"must be positive, got {self.lr}")
         if not 0 <= self.ema < 1:
             raise InputError("--ema", f"must be in [0, 1) (0: off), got {self.ema}")
+        if self.bn_statistics < 0:
+            raise InputError("--bn-statistics", f"must be >= 0 (0: off), got {self.bn_statistics}")
         if self.patience < 0 or self.gradient_clip < 0:
             raise InputError("--patience/--gradient-clip", "must be >= 0 (0: off)")
         self.lr_milestones = list(self.lr_milestones)
@@ -485,6 +502,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "patience": 0,
         "gradient_clip": 0.0,
         "ema": 0.0,
+        "bn_statistics": 0,
         "atom_features": "cgcnn92",
         "ensemble": 1,
     }

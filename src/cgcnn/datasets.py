@@ -32,6 +32,7 @@ import json
 import os
 import posixpath
 import random
+import re
 import shutil
 import socket
 import sys
@@ -960,6 +961,38 @@ def fetch(name: str, root: str | os.PathLike | None = None, *, progress: bool = 
             checksum mismatch, an unsafe archive or a missing mirror file (one line each).
     """
     return fetch_info(get_info(name), root, progress=progress)
+
+
+def registry_units(data: Any, target_names: Sequence[str]) -> list[str]:
+    """The units of ``target_names`` when ``data`` is a registered data set (its name, or the
+    path it is fetched to under any root), from its entry's ``target`` (``"heat_ref
+    (eV/cell); dir_gap, ind_gap (eV)"``); ``""`` where unknown.  A lone target takes the unit
+    of a lone entry whatever its column is called (a CGCNN folder names it ``target``)."""
+    unknown = ["" for _ in target_names]
+    if not isinstance(data, str | os.PathLike):
+        return unknown
+    path = Path(data)
+    info = REGISTRY.get(str(data))
+    if info is None:
+        for candidate in REGISTRY.values():
+            data_dir = PurePosixPath(candidate.name, candidate.data or ".")
+            if path.parts[-len(data_dir.parts) :] == data_dir.parts:
+                info = candidate
+                break
+    if info is None:
+        return unknown
+    groups = []  # (names, unit) of each "names (unit)" group
+    for group in info.target.split(";"):
+        match = re.fullmatch(r"\s*(.*?)\s*\(([^()]*)\)\s*", group)
+        if not match:
+            continue
+        unit = match.group(2).split(",")[0].strip()
+        if unit and " " not in unit:  # "(examples only)" is no unit
+            groups.append(([n.strip() for n in match.group(1).split(",")], unit))
+    if len(groups) == 1 and len(target_names) == 1:
+        return [groups[0][1]]
+    by_name = {name: unit for names, unit in groups for name in names}
+    return [by_name.get(name, "") for name in target_names]
 
 
 def resolve_data(arg: Any, root: str | os.PathLike | None = None) -> Any:

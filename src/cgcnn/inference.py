@@ -54,6 +54,8 @@ class TrainedModel:
         models: the :class:`~cgcnn.nn.CGCNN` modules (several for an ensemble), in eval mode.
         task: ``regression`` or ``classification``.
         target_names: the names of the targets (output columns).
+        units: target name -> its unit (``""`` where the checkpoint does not know it; also
+            in the ``attrs["units"]`` of the tables returned).
         graph_settings: the :class:`~cgcnn.config.GraphSettings` of its graphs.
     """
 
@@ -79,6 +81,9 @@ class TrainedModel:
         self.target_names = list(config.target_names) or [
             f"target{k}" if config.n_targets > 1 else "target" for k in range(config.n_targets)
         ]
+        known = list(getattr(config, "target_units", []))
+        known += [""] * (len(self.target_names) - len(known))
+        self.units = dict(zip(self.target_names, known, strict=False))
         # an original model reads the original's own graphs (cgcnn.compat), not these
         original = checkpoint.kind == "original"
         self.graph_settings = None if original else checkpoint.graph_settings()
@@ -89,7 +94,9 @@ class TrainedModel:
     def predict(self, structures: Any, *, batch_size: int = 256) -> Any:
         """A pandas DataFrame, one row per crystal in input order: ``id``, one column per
         target in physical units (``uncertainty`` after each for an ensemble), or for a
-        classifier ``prediction`` (the class) and ``prob_<class>``."""
+        classifier ``prediction`` (the class) and ``prob_<class>``.  ``frame.attrs["units"]``
+        maps each target to its unit where the checkpoint knows it (``cgcnn train --unit``,
+        or a registered data set's)."""
         import pandas as pd
 
         if self.checkpoint.kind == "original":
@@ -120,6 +127,8 @@ class TrainedModel:
                     ] = spread[:, k]
         frame = pd.DataFrame(table)
         frame.attrs["checkpoint"] = self.checkpoint.source
+        if not classification:
+            frame.attrs["units"] = dict(self.units)
         return frame
 
     def embed(self, structures: Any, *, batch_size: int = 256) -> np.ndarray:
@@ -190,6 +199,7 @@ class TrainedModel:
                 at += crystal.num_atoms
         frame = pd.DataFrame(rows)
         frame.attrs["pooling"] = "sum" if models[0].config.extensive else "mean"
+        frame.attrs["units"] = dict(self.units)
         return frame
 
     def __iter__(self) -> Iterator[Any]:

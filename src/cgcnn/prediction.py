@@ -10,6 +10,8 @@ from __future__ import annotations
 import csv
 import os
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,31 +50,69 @@ def load(
     return opened.model(atom_init), opened.info()
 
 
-@torch.no_grad()
-def predict_dataset(model: CGCNN, dataset: Any, batch_size: int = 256) -> np.ndarray:
-    """(n, T) physical predictions, or (n, C) class probabilities, in dataset order.
+#: crystals packed at a time when predicting (a multiple of the batch sizes used): memory
+#: holds one chunk's graphs, whatever the size of the data set (100,000 perovskites packed
+#: at once took ~0.5 GB; see docs/benchmarks.md, "Screening")
+PREDICT_CHUNK = 8192
+
+
+def iter_batches(dataset: Any, batch_size: int = 256, progress: bool = False) -> Iterator[Any]:
+    """Batches of ``dataset`` in order, ``batch_size`` crystals each.
 
     ``dataset`` is a :class:`~cgcnn.dataset.CrystalGraphDataset`, a ``Subset`` of one, or
     any sequence of PyG ``Data`` items.  The first two are packed and batched by
-    :class:`~cgcnn.batching.GraphBatcher`, as in training: no ``Data`` object per crystal,
-    and identical periodic-image edges merged (3,787 perovskites: 0.34 s instead of 1.0 s
-    with PyG's ``DataLoader``, one thread).  Anything else goes through the ``DataLoader``.
+    :class:`~cgcnn.batching.GraphBatcher`, as in training, :data:`PREDICT_CHUNK` crystals at
+    a time: no ``Data`` object per crystal, and identical periodic-image edges merged (3,787
+    perovskites: 0.34 s instead of 1.0 s with PyG's ``DataLoader``, one thread).  Anything
+    else goes through the ``DataLoader``.  ``progress`` shows a bar (on a terminal).
     """
-    model.eval()
+    from tqdm.auto import tqdm
+
     base = getattr(dataset, "dataset", dataset)
-    if hasattr(base, "graph"):
+    bar = tqdm(
+        total=len(dataset), unit="crystal", desc="predict", disable=None if progress else True
+    )
+    try:
+        if not hasattr(base, "graph"):
+            for batch in DataLoader(dataset, batch_size=batch_size):
+                bar.update(int(batch.num_graphs))
+                yield batch
+            return
         indices = getattr(dataset, "indices", None)
-        graphs = base if indices is None else GraphSubset(base, indices)
-        batcher = GraphBatcher(graphs)
-        batches = (
-            batcher(np.arange(start, min(start + batch_size, len(graphs))))
-            for start in range(0, len(graphs), batch_size)
-        )
-    else:
-        batches = iter(DataLoader(dataset, batch_size=batch_size))
-    device = next(model.parameters()).device  # where the model is, the batches go
-    chunks = [model.predict(batch.to(device)).cpu() for batch in batches]
-    return torch.cat(chunks).numpy() if chunks else np.zeros((0, model.config.n_outputs))
+        order = np.arange(len(base)) if indices is None else np.asarray(indices, np.int64)
+        for first in range(0, len(order), PREDICT_CHUNK):
+            batcher = GraphBatcher(GraphSubset(base, order[first : first + PREDICT_CHUNK]))
+            n = len(batcher.dataset)
+            for start in range(0, n, batch_size):
+                stop = min(start + batch_size, n)
+                yield batcher(np.arange(start, stop))
+                bar.update(stop - start)
+    finally:
+        bar.close()
+
+
+@torch.no_grad()
+def predict_members(
+    models: list[CGCNN], dataset: Any, batch_size: int = 256, progress: bool = False
+) -> list[np.ndarray]:
+    """Each model's (n, T) physical predictions, or (n, C) class probabilities, in dataset
+    order, from one pass over the data (:func:`iter_batches`)."""
+    for model in models:
+        model.eval()
+    device = next(models[0].parameters()).device  # where the models are, the batches go
+    chunks: list[list[torch.Tensor]] = [[] for _ in models]
+    for batch in iter_batches(dataset, batch_size, progress):
+        batch = batch.to(device)
+        for k, model in enumerate(models):
+            chunks[k].append(model.predict(batch).cpu())
+    width = models[0].config.n_outputs
+    return [torch.cat(c).numpy() if c else np.zeros((0, width)) for c in chunks]
+
+
+def predict_dataset(model: CGCNN, dataset: Any, batch_size: int = 256) -> np.ndarray:
+    """(n, T) physical predictions, or (n, C) class probabilities, in dataset order (see
+    :func:`iter_batches`)."""
+    return predict_members([model], dataset, batch_size)[0]
 
 
 def ensemble_mean(
@@ -110,6 +150,7 @@ def evaluate(
     results_csv: str | os.PathLike,
     plots_dir: str | os.PathLike | None = None,
     uncertainty_scale: list[float] | None = None,
+    progress: bool = False,
 ) -> dict[str, float]:
     """Predict ``dataset``, write ``results_csv`` and return metrics (when targets exist).
 
@@ -121,7 +162,7 @@ def evaluate(
     models = model if isinstance(model, list) else [model]
     config = models[0].config
     predictions, spread = ensemble_mean(
-        [predict_dataset(m, dataset) for m in models],
+        predict_members(models, dataset, progress=progress),
         config.task == "classification",
         uncertainty_scale,
     )
@@ -267,6 +308,7 @@ def predict(
         return _predict_original(opened.state, data, out, atom_init)
     from cgcnn.dataset import CrystalGraphDataset
 
+    started = time.perf_counter()
     models, scale = opened.models(), opened.uncertainty_scale
     if device is not None:
         models = [m.to(torch_device(device)) for m in models]
@@ -303,7 +345,16 @@ def predict(
             f"has {dataset.targets.shape[1]} target column(s) but the model predicts {expected}; "
             "choose them with --target",
         )
-    return evaluate(models, dataset, out, uncertainty_scale=scale)
+    metrics = evaluate(models, dataset, out, uncertainty_scale=scale, progress=progress)
+    if progress:
+        seconds = time.perf_counter() - started
+        print(
+            f"{len(dataset)} structures predicted in {seconds:.1f} s "
+            f"({len(dataset) / max(seconds, 1e-9):.0f} per second, graphs included)",
+            file=sys.stderr,
+            flush=True,
+        )
+    return metrics
 
 
 def torch_device(name: str) -> torch.device:

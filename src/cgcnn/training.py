@@ -341,6 +341,7 @@ def _train(data: Any, out: Path, settings: RunSettings) -> TrainResult:
         extensive=data_options.extensive,
         dropout=0.0 if model_options.dropout is None else model_options.dropout,
         target_names=names[:1] if classification else names,
+        target_units=[] if classification else _target_units(data_options.unit, data, names),
         class_names=[str(c) for c in range(k)] if classification else [],
     )
     if start is None:
@@ -408,6 +409,8 @@ def _train(data: Any, out: Path, settings: RunSettings) -> TrainResult:
     trainer = _trainer(
         out,
         parts,
+        batcher,
+        seed,
         train_config,
         run.accelerator,
         run.devices,
@@ -639,6 +642,20 @@ def _target_names(target: str | None, n: int) -> list[str]:
     return ["target"] if n == 1 else [f"target{k}" for k in range(n)]
 
 
+def _target_units(unit: str | None, data: Any, names: list[str]) -> list[str]:
+    """One unit per target: ``--unit``'s, else the registry's (``""`` where unknown)."""
+    if unit is None:
+        from cgcnn.datasets import registry_units
+
+        return registry_units(data, names)
+    units = [u.strip() for u in unit.split(",")]
+    if len(units) != len(names):
+        raise InputError(
+            "--unit", f"gives {len(units)} unit(s) for {len(names)} target(s) ({', '.join(names)})"
+        )
+    return units
+
+
 def _n_classes(targets: np.ndarray, task: str, n_classes: int | None) -> int:
     if task != "classification":
         return 2
@@ -722,6 +739,8 @@ def _loaders(
 def _trainer(
     out,
     parts,
+    batcher,
+    seed,
     config,
     accelerator,
     devices,
@@ -760,6 +779,14 @@ def _trainer(
         # validation, early stopping, best.ckpt / last.ckpt and the test see the average;
         # checkpoints also keep the live weights, so --resume continues exactly
         callbacks.insert(0, EMAWeightAveraging(decay=config.ema))
+    if has_val and config.bn_statistics > 0:
+        from cgcnn.batch_statistics import RecomputeBatchNorm
+
+        # after the moving average is swapped in: the statistics of the weights validated
+        callbacks.insert(
+            1 if config.ema > 0 else 0,
+            RecomputeBatchNorm(batcher, parts.train, config.batch_size, config.bn_statistics, seed),
+        )
     return L.Trainer(
         # stop_after ends this run early (a time slot on a cluster, say) without changing
         # the plan: the schedule still spans config.epochs, and --resume continues it.

@@ -58,6 +58,7 @@ class CGCNNConfig:
             contribution; ``pooling`` is then not used).  Extensive models always sum
             per-site outputs.
         target_names: names of the targets (columns of the output files).
+        target_units: their units (``""`` where unknown), for tables and figures.
         class_names: names of the classes.
     """
 
@@ -81,6 +82,7 @@ class CGCNNConfig:
     readout: str = "pooled"
     edge_messages: bool = True
     target_names: list[str] = field(default_factory=list)
+    target_units: list[str] = field(default_factory=list)
     class_names: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
