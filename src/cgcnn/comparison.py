@@ -461,8 +461,10 @@ def compare(
         seeds: seeds per configuration, ``0 .. seeds - 1``.  Without a ``split`` file the
             seed also draws the random split (the same one for every configuration).
         out: output folder; running again into it reuses every finished run.
-        jobs: runs trained at once, in separate processes, each with
-            ``max(1, cores // jobs)`` threads.
+        jobs: runs trained at once, in separate processes (at most one per core); each
+            keeps the user's thread setting (torch's thread count: ``OMP_NUM_THREADS`` or
+            ``torch.set_num_threads``) unless runs times threads would exceed the cores,
+            in which case each gets ``max(1, cores // jobs)`` threads.
         metric: the column to compare (default: ``test_mae`` for regression,
             ``test_roc_auc`` or ``test_accuracy`` for classification).
         verbose: print a line per run on stderr.
@@ -532,7 +534,7 @@ def compare(
     out.mkdir(parents=True, exist_ok=True)
     if verbose and finished:
         print(f"{len(finished)} finished run(s) reused from {out}/runs", file=sys.stderr)
-    _execute(tasks, jobs, cores, verbose)
+    _execute(tasks, jobs, verbose)
 
     rows = []
     for task in sorted(finished + tasks, key=lambda t: (configs.index(t["config"]), t["seed"])):
@@ -672,7 +674,7 @@ def _check_same(run_dir: Path, identity: Mapping[str, Any]) -> None:
         )
 
 
-def _execute(tasks: list[dict[str, Any]], jobs: int, cores: int, verbose: bool) -> None:
+def _execute(tasks: list[dict[str, Any]], jobs: int, verbose: bool) -> None:
     total = len(tasks)
 
     def done(finished: int, task: dict[str, Any], _result: Any, seconds: float) -> None:
@@ -693,4 +695,5 @@ def _execute(tasks: list[dict[str, Any]], jobs: int, cores: int, verbose: bool) 
             file=sys.stderr,
         )
 
-    run_in_processes(_run_one, tasks, jobs, cores, on_done=done)
+    # the user's thread setting, cut so that runs times threads never exceed the cores
+    run_in_processes(_run_one, tasks, jobs, on_done=done)
