@@ -195,3 +195,24 @@ def test_a_unit_per_target_is_required(tmp_path, capsys):
     argv = ["train", data, "--out", tmp_path / "two", *TINY, "--ensemble", "1", "--unit", "eV,eV"]
     assert main([str(a) for a in argv]) == 2
     assert "--unit: gives 2 unit(s) for 1 target(s) (target)" in capsys.readouterr().err
+
+
+def test_embeddings_as_parquet_or_a_clear_line_before_any_work(runs, tmp_path, capsys):
+    import importlib.util
+
+    data = shared("sample-regression")
+    out = tmp_path / "p.csv"
+    argv = ["predict", runs["single"], data, "--out", out, "--cache", tmp_path / "cache"]
+    argv += ["--embeddings", tmp_path / "e.parquet"]
+    code = main([str(a) for a in argv])
+    if importlib.util.find_spec("pyarrow") is None:
+        assert code == 2 and "writing Parquet needs pyarrow" in capsys.readouterr().err
+        assert not out.exists()  # refused before predicting
+        return
+    import pandas as pd
+
+    assert code == 0
+    table = pd.read_parquet(tmp_path / "e.parquet")
+    np.testing.assert_allclose(
+        table.drop(columns="id").to_numpy(), cgcnn.load(runs["single"]).embed(data), rtol=1e-6
+    )

@@ -105,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_parser(commands)
     _add_compare_parser(commands)
     _add_predict_parser(commands)
+    _add_explain_parser(commands)
     _add_demo_parser(commands)
     _add_datasets_parser(commands)
     return parser
@@ -408,7 +409,7 @@ def _add_predict_parser(commands) -> None:
         "--embeddings",
         metavar="FILE",
         help="also write each crystal's vector (the pooled atom features the head reads): "
-        ".npz (ids and an (n, F) array) or .csv",
+        ".npz (ids and an (n, F) array), .csv or .parquet (with pyarrow)",
     )
     pred.add_argument(
         "--contributions",
@@ -420,6 +421,117 @@ def _add_predict_parser(commands) -> None:
     _add_reading_options(pred, "OUT's name with .skipped.csv, beside it", graph=False)
     _add_root_option(pred)
     pred.set_defaults(func=cmd_predict)
+
+
+_EXPLAIN_EPILOG = (
+    """\
+Files written to --out:
+  contributions.csv          one row per site: id, site, element, role, fractional a b c,
+                             its contribution to each target (the prediction is their mean
+                             for --readout site, their sum for --extensive)
+  element_contributions.csv  mean, standard deviation and count of the contributions per
+                             role and element
+  periodic_table_ROLE.png    one per role found (A, B, X, site): each element's mean
+                             contribution in that role on the periodic table, coloured about
+                             the mean over all sites; absent elements grey; n = sites
+  crystal_ID.png             one crystal (--crystal, default the first) in 3-D, positions in
+                             Å, each site coloured by its contribution and labelled
+  embedding_map.png          the crystal vectors on their first two principal components,
+                             coloured by the target (by the prediction when DATA has none),
+                             --test-ids crystals marked with triangles
+
+Roles come from each structure: anions are its non-metallic elements; in an ABX3 crystal,
+a cation with an octahedron of six anions is a B site, one with at least eight anions in the
+larger cage around it is an A site; any other crystal's sites have the role 'site'.
+Models that pool the atoms before their head (--readout pooled) have no contributions: only
+the embedding map is drawn, and one line says why.
+
+"""
+    + _DATA_HELP
+)
+
+
+def _add_explain_parser(commands) -> None:
+    exp = commands.add_parser(
+        "explain",
+        help="which atoms make the predictions: contributions by element and role, figures",
+        description="Explain CHECKPOINT's predictions on DATA: per-site contributions (models "
+        "trained with --readout site or --extensive), their mean per element and "
+        "crystallographic role (A site, B site, anion, found from the structure), "
+        "periodic-table and crystal figures, and a map of the crystal embeddings.",
+        epilog=_EXPLAIN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    exp.add_argument(
+        "checkpoint",
+        metavar="CHECKPOINT",
+        help="best.ckpt of cgcnn train, or the ensemble.json of cgcnn train --ensemble K",
+    )
+    exp.add_argument("data", metavar="DATA", help="structures to explain (targets optional)")
+    exp.add_argument(
+        "--out",
+        default="cgcnn-explain",
+        metavar="DIR",
+        help="output folder (default cgcnn-explain)",
+    )
+    exp.add_argument(
+        "--target",
+        metavar="NAME",
+        help="which of the model's targets to explain (default its first); DATA's column of "
+        "that name colours the embedding map",
+    )
+    exp.add_argument(
+        "--unit",
+        metavar="UNIT",
+        help="the target's unit for the labels, e.g. eV/cell (default: the unit of the "
+        "registered dataset the model was trained on, if any)",
+    )
+    exp.add_argument(
+        "--crystal", metavar="ID", help="the crystal drawn in crystal_ID.png (default the first)"
+    )
+    exp.add_argument(
+        "--test-ids",
+        metavar="FILE",
+        help="a CSV with an 'id' column (a run's test_results.csv): these crystals are marked "
+        "on the embedding map",
+    )
+    exp.add_argument(
+        "--atom-init", metavar="FILE", help="original checkpoints only: atom_init.json"
+    )
+    exp.add_argument(
+        "--device", metavar="DEV", help="where the model runs: cpu (default), cuda, cuda:1, ..."
+    )
+    exp.add_argument(
+        "--id-column", metavar="NAME", help="CSV/JSON id column (default: material_id, else id)"
+    )
+    exp.add_argument(
+        "--structure-column",
+        metavar="NAME",
+        help="CSV/JSON structure column (default: cif for CSV, structure for JSON)",
+    )
+    _add_root_option(exp)
+    exp.set_defaults(func=cmd_explain)
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from cgcnn.explain import explain, summary_lines
+
+    summary = explain(
+        args.checkpoint,
+        _data(args.data, args.root),
+        args.out,
+        atom_init=args.atom_init,
+        target=args.target,
+        test_ids=args.test_ids,
+        device=args.device,
+        id_column=args.id_column,
+        structure_column=args.structure_column,
+        unit=args.unit,
+        crystal=args.crystal,
+    )
+    for line in summary_lines(summary, args.out):
+        print(line)
+    return 0
 
 
 def apply_preset(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
@@ -494,6 +606,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from cgcnn.prediction import predict
 
     data = _data(args.data, args.root)
+    if args.embeddings and args.embeddings.endswith(".parquet"):
+        _require_parquet(args.embeddings)  # before the predictions, not after
     metrics = predict(
         args.checkpoint,
         data,
@@ -538,11 +652,26 @@ def _write_extras(args: argparse.Namespace, data: str) -> None:
             vectors = table.drop(columns="id").to_numpy(np.float32)
             with atomic_write(path, "wb") as handle:
                 np.savez(handle, ids=table["id"].to_numpy(str), embeddings=vectors)
+        elif path.suffix == ".parquet":
+            with atomic_write(path, "wb") as handle:
+                table.to_parquet(handle, index=False)
         else:
             with atomic_write(path, newline="") as handle:
                 table.to_csv(handle, index=False)
         width = table.shape[1] - 1
         print(f"{len(table)} crystal vectors ({width} values) written to {path}")
+
+
+def _require_parquet(path: str) -> None:
+    """Parquet files are written by pandas through pyarrow, an optional dependency."""
+    import importlib.util
+
+    from cgcnn.errors import InputError
+
+    if importlib.util.find_spec("pyarrow") is None:
+        raise InputError(
+            path, "writing Parquet needs pyarrow (pip install pyarrow); or name a .npz or .csv"
+        )
 
 
 def _fmt(value) -> str:
