@@ -198,6 +198,8 @@ def test_each_option_reaches_what_it_configures(command, action, monkeypatch, tm
         argv += ["--grid", f"{grid_key}=a,b"]
     if action.dest == "preset":
         name, expected = "conv", "gated"  # --preset original: the paper's convolution
+    if command == "compare" and action.dest == "progress":
+        name = "verbose"  # compare's word for it
     if action.dest == "example":
         name = "sources"
     code = cli.main(argv)

@@ -37,6 +37,15 @@ _READING = frozenset(
 )
 
 
+def _add_quiet_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--quiet",
+        dest="progress",
+        action="store_false",
+        help="print only the summary: no progress bar or progress line",
+    )
+
+
 def _add_root_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--root",
@@ -101,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_reading_options(feat, "./cgcnn-skipped.csv", graph=True)
     _add_root_option(feat)
+    _add_quiet_option(feat)
     feat.set_defaults(func=cmd_featurize)
     _add_train_parser(commands)
     _add_compare_parser(commands)
@@ -125,6 +135,7 @@ def _add_demo_parser(commands) -> None:
     demo.add_argument("--dataset", metavar="NAME", help="a registered dataset instead")
     demo.add_argument("--root", metavar="DIR", help="where registered datasets live")
     demo.add_argument("--epochs", type=int, help="maximum epochs (default 60)")
+    _add_quiet_option(demo)
     demo.set_defaults(func=cmd_demo)
 
 
@@ -149,7 +160,9 @@ def _add_datasets_parser(commands) -> None:
 def cmd_demo(args: argparse.Namespace) -> int:
     from cgcnn.demo import run_demo, summary
 
-    metrics = run_demo(args.out, dataset=args.dataset, root=args.root, epochs=args.epochs)
+    metrics = run_demo(
+        args.out, dataset=args.dataset, root=args.root, epochs=args.epochs, progress=args.progress
+    )
     print(summary(metrics, args.out))
     return 0
 
@@ -337,6 +350,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     offered = {a.dest for a in args.parser._actions} & set(fields_by_name()) - _PER_RUN
     flat = RunSettings.from_options(given_options(args)).flat()
     fixed = {name: flat[name] for name in sorted(offered - axes)}
+    verbose = fixed.pop("progress", True)  # --quiet: the runs are silent anyway
     if sys.argv[1:2] == ["compare"]:
         words = sys.argv[1:]
     else:  # called as main([...]): the options given
@@ -361,6 +375,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         out=args.out,
         jobs=args.jobs,
         metric=args.metric,
+        verbose=verbose,
         command=command,
         **fixed,
     )
@@ -420,6 +435,7 @@ def _add_predict_parser(commands) -> None:
     )
     _add_reading_options(pred, "OUT's name with .skipped.csv, beside it", graph=False)
     _add_root_option(pred)
+    _add_quiet_option(pred)
     pred.set_defaults(func=cmd_predict)
 
 
@@ -621,6 +637,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         skip_invalid=args.skip_invalid,
         skipped=args.skipped,
         device=args.device,
+        progress=args.progress,
     )
     if args.embeddings or args.contributions:
         _write_extras(args, data)
@@ -710,6 +727,7 @@ def cmd_featurize(args: argparse.Namespace) -> int:
         store,
         workers=args.workers,
         skip_invalid=args.skip_invalid,
+        progress=args.progress,
         total=None if None in hints else sum(hints),
     )
     print(report.summary(settings))

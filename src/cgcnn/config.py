@@ -438,7 +438,12 @@ class RunOptions:
     strategy: str = option("auto", "auto | ddp | ... (passed to Lightning)")
     num_nodes: int = option(1, "nodes")
     num_workers: int = option(0, "DataLoader workers (0: in the training process)")
-    progress: bool = option(True, "progress bars and messages", cli=False)
+    progress: bool = option(
+        True,
+        "print only the summary: no progress bar, epoch line or message",
+        flag="--quiet",
+        show_default=False,
+    )
     plots: bool = option(True, "write the figures", cli=False)
 
     def __post_init__(self) -> None:

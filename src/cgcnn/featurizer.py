@@ -31,6 +31,7 @@ from cgcnn.config import resolve_workers
 from cgcnn.errors import InputError
 from cgcnn.graph import GraphSettings, build_graph
 from cgcnn.io import StructureRecord, content_hash, parse_payload
+from cgcnn.progress import plural
 
 #: Structures per task sent to a worker process.
 CHUNK_SIZE = 64
@@ -76,7 +77,7 @@ class FeaturizeReport:
 
     def summary(self, settings: GraphSettings) -> str:
         lines = [
-            f"{len(self.ids)} structures ready: {self.featurized} featurized, "
+            f"{plural(len(self.ids), 'structure')} ready: {self.featurized} featurized, "
             f"{self.reused} reused from the cache, {len(self.skipped)} skipped "
             f"({self.seconds:.2f} s)"
         ]
@@ -176,7 +177,7 @@ def featurize_records(
             first :data:`MAX_LISTED_PROBLEMS` of them (one per line) and their number.
             Every good graph stays in the cache.
     """
-    from tqdm.auto import tqdm
+    from cgcnn.progress import progress_bar
 
     start = time.perf_counter()
     workers = resolve_workers(workers)
@@ -186,7 +187,7 @@ def featurize_records(
     problems = Problems()
     positions: dict[int, int] = {}  # slot of a miss -> its record's position in the source
     # report.rowids[slot] is -1 until a miss's graph is stored, -2 for a dropped entry
-    bar = tqdm(total=total, unit="structure", desc="featurize", disable=None if progress else True)
+    bar = progress_bar(total, "featurize", "structure", enabled=progress)
 
     def reject(position: int, rid: str, source: str, reason: str) -> None:
         if skip_invalid:

@@ -66,12 +66,10 @@ def iter_batches(dataset: Any, batch_size: int = 256, progress: bool = False) ->
     perovskites: 0.34 s instead of 1.0 s with PyG's ``DataLoader``, one thread).  Anything
     else goes through the ``DataLoader``.  ``progress`` shows a bar (on a terminal).
     """
-    from tqdm.auto import tqdm
+    from cgcnn.progress import progress_bar
 
     base = getattr(dataset, "dataset", dataset)
-    bar = tqdm(
-        total=len(dataset), unit="crystal", desc="predict", disable=None if progress else True
-    )
+    bar = progress_bar(len(dataset), "predict", "crystal", enabled=progress)
     try:
         if not hasattr(base, "graph"):
             for batch in DataLoader(dataset, batch_size=batch_size):

@@ -420,6 +420,7 @@ def _train(data: Any, out: Path, settings: RunSettings) -> TrainResult:
         run.stop_after,
         task,
         {} if resume_state is None else {str(resume): resume_state},
+        _common_unit(module.model.config.target_units),
     )
     started = time.perf_counter()
     with warnings.catch_warnings():
@@ -467,6 +468,9 @@ def _train(data: Any, out: Path, settings: RunSettings) -> TrainResult:
 def _train_member(task: tuple[Any, Path, int, dict[str, Any]]) -> TrainResult:
     """One ensemble member (module level, so that a worker process can run it)."""
     data, out, seed, options = task
+    from cgcnn.progress import use_lines
+
+    use_lines(f"{out.name}: ")  # the members share one terminal: lines, not fighting bars
     return train(data, out, seed=seed, **options)
 
 
@@ -507,7 +511,7 @@ def _train_ensemble(
         from cgcnn.parallel import run_in_processes
 
         _read_dataset(data, options)  # featurize here, once: the members only read the cache
-        quiet = {**options, "progress": False, "workers": 1}
+        quiet = {**options, "workers": 1}
         tasks = [(data, out / f"member{m}", seed + m, quiet) for m in range(k)]
 
         def done(finished: int, task: tuple, result: TrainResult, seconds: float) -> None:
@@ -642,6 +646,12 @@ def _target_names(target: str | None, n: int) -> list[str]:
     return ["target"] if n == 1 else [f"target{k}" for k in range(n)]
 
 
+def _common_unit(units: list[str]) -> str:
+    """The unit of the validation MAE (the mean over the targets): theirs when they share
+    one, else none."""
+    return units[0] if units and len(set(units)) == 1 else ""
+
+
 def _target_units(unit: str | None, data: Any, names: list[str]) -> list[str]:
     """One unit per target: ``--unit``'s, else the registry's (``""`` where unknown)."""
     if unit is None:
@@ -750,6 +760,7 @@ def _trainer(
     stop_after,
     task,
     loaded: dict[str, dict[str, Any]],
+    unit: str = "",
 ) -> L.Trainer:
     """The Lightning trainer; ``loaded`` maps a ``--resume`` source to its checkpoint, read
     and checked already, so that Lightning does not read it a second time."""
@@ -779,6 +790,10 @@ def _trainer(
         # validation, early stopping, best.ckpt / last.ckpt and the test see the average;
         # checkpoints also keep the live weights, so --resume continues exactly
         callbacks.insert(0, EMAWeightAveraging(decay=config.ema))
+    if progress:
+        from cgcnn.training_progress import TrainingProgress
+
+        callbacks.append(TrainingProgress(monitor, unit))
     if has_val and config.bn_statistics > 0:
         from cgcnn.batch_statistics import RecomputeBatchNorm
 
@@ -799,7 +814,7 @@ def _trainer(
         logger=EpochLog(out),
         plugins=[SafeCheckpointIO(loaded)],
         callbacks=callbacks,
-        enable_progress_bar=progress and sys.stderr.isatty(),
+        enable_progress_bar=False,  # TrainingProgress instead: units, best, time left
         enable_model_summary=False,
         deterministic=False,
         log_every_n_steps=1,
