@@ -423,7 +423,17 @@ def test_solution_notebooks_execute_end_to_end(nb, tmp_path, monkeypatch):
     monkeypatch.setenv("CGCNN_HW_WORK", str(tmp_path / "runs"))
     monkeypatch.setenv("CGCNN_HW_SHARED", str(SHARED))
     monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.setenv("HW_CHECK_STRICT", "1")  # demo cells raise instead of explaining
     notebook = nbformat.read(SOURCE / nb, as_version=4)
+    # then the model answers' claims about the run (homework/answer_claims.py), in the kernel
+    marker = "@@claims@@"
+    notebook.cells.append(
+        nbformat.v4.new_code_cell(
+            f"import sys as _sys\n_sys.path.insert(0, {str(HOMEWORK)!r})\n"
+            "import answer_claims as _claims\n"
+            f"print({marker!r} + repr(_claims.failed_claims({nb!r}, globals())))"
+        )
+    )
     started = time.perf_counter()
     NotebookClient(
         notebook,
@@ -436,6 +446,9 @@ def test_solution_notebooks_execute_end_to_end(nb, tmp_path, monkeypatch):
         o for c in notebook.cells for o in c.get("outputs", []) if o.get("output_type") == "error"
     ]
     assert not errors
+    printed = [o.get("text", "") for o in notebook.cells[-1].get("outputs", [])]
+    failed = [line for text in printed for line in text.split("\n") if line.startswith(marker)]
+    assert failed == [f"{marker}[]"], failed
     # the time is reported, not asserted: on a loaded machine it says nothing about the code
     # (the 10-minute budget is measured on an idle core; see homework/README.md)
     print(f"{nb} executed in {seconds:.0f} s")
