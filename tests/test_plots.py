@@ -312,3 +312,69 @@ def test_plots_from_threads(tmp_path):
 def test_import_does_not_load_matplotlib():
     code = "import sys, cgcnn.plots; assert 'matplotlib' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# ------------------------------------------------------------- what the axes say
+
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """The figures the plotting functions save, to read their axes."""
+    import cgcnn.plots
+
+    figures = []
+    save = cgcnn.plots._save
+
+    def keep(fig, out_png):
+        figures.append(fig)
+        return save(fig, out_png)
+
+    monkeypatch.setattr(cgcnn.plots, "_save", keep)
+    return figures
+
+
+def _epoch_log(path: Path, val_mae: list[float], loss: list[float]) -> Path:
+    rows = ["epoch,train_loss,val_loss,val_mae"]
+    rows += [f"{k},{x},{x},{m}" for k, (x, m) in enumerate(zip(loss, val_mae, strict=True))]
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_learning_curve_axes_name_the_loss_and_the_metric_with_its_unit(tmp_path, drawn):
+    log = _epoch_log(tmp_path / "m.csv", [0.9, 0.5, 0.4], [1.0, 0.8, 0.7])
+    learning_curve(log, tmp_path / "lc.png", unit="eV/atom", loss="l1")
+    loss_ax, metric_ax = drawn[-1].axes
+    assert loss_ax.get_ylabel() == "L1 loss (standardised targets)"
+    assert metric_ax.get_ylabel() == "validation MAE (eV/atom)"
+    assert loss_ax.get_xlabel() == metric_ax.get_xlabel() == "epoch"
+    assert metric_ax.get_yscale() == "linear"  # 0.9 / 0.4: less than a decade
+    x, _ = metric_ax.lines[0].get_data()
+    assert list(x) == [1, 2, 3]  # epochs counted from 1, as training's lines count them
+    assert "eV/atom" in metric_ax.get_legend().get_texts()[-1].get_text()
+
+
+def test_learning_curve_spanning_a_decade_is_drawn_on_a_log_axis(tmp_path, drawn):
+    log = _epoch_log(tmp_path / "m.csv", [50.0, 3.0, 0.9], [20.0, 2.0, 1.0])
+    learning_curve(log, tmp_path / "lc.png", loss="mse")
+    loss_ax, metric_ax = drawn[-1].axes
+    assert loss_ax.get_yscale() == metric_ax.get_yscale() == "log"
+    assert loss_ax.get_ylabel() == "MSE loss (standardised targets)"
+    assert metric_ax.get_ylabel() == "validation MAE"  # no unit known, none invented
+
+
+def test_parity_axes_and_box_carry_the_unit_and_dense_data_shows_density(tmp_path, drawn):
+    rng = np.random.default_rng(0)
+    true = rng.normal(size=50)
+    parity_plot(true, true + 0.1, tmp_path / "p.png", label="heat_ref", unit="eV/cell")
+    ax = drawn[-1].axes[0]
+    assert ax.get_xlabel() == "true heat_ref (eV/cell)"
+    assert ax.get_ylabel() == "predicted heat_ref (eV/cell)"
+    box = next(t.get_text() for t in ax.texts if "MAE" in t.get_text())
+    assert "MAE  = 0.1 eV/cell" in box and "RMSE = 0.1 eV/cell" in box
+    assert len(ax.collections) == 1 and len(drawn[-1].axes) == 1  # points, no colour bar
+    many = rng.normal(size=5000)
+    parity_plot(many, many + rng.normal(size=5000), tmp_path / "q.png", unit="eV")
+    fig = drawn[-1]
+    assert len(fig.axes) == 2, "a colour bar beside the density"
+    assert fig.axes[1].get_ylabel() == "crystals per cell"
+    assert type(fig.axes[0].collections[0]).__name__ == "PolyCollection"  # hexagons

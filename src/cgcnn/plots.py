@@ -199,7 +199,54 @@ def _best(epochs: np.ndarray, values: np.ndarray, higher: bool) -> tuple[int, fl
     return int(epochs[index]), float(values[index])
 
 
-def learning_curve(log_csv: str | Path, out_png: str | Path, metric: str | None = None) -> Path:
+#: how the metrics of the epoch log read on an axis
+METRIC_NAMES = {
+    "mae": "MAE",
+    "rmse": "RMSE",
+    "accuracy": "accuracy",
+    "roc_auc": "ROC-AUC",
+    "loss": "loss",
+    "r2": "R²",
+}
+#: the losses, as the axis says them
+LOSS_NAMES = {
+    "l1": "L1 loss (standardised targets)",
+    "huber": "Huber loss (standardised targets)",
+    "mse": "MSE loss (standardised targets)",
+    "cross_entropy": "cross-entropy",
+}
+
+#: an axis spanning more than this ratio is drawn on a log scale
+LOG_SPAN = 10.0
+
+
+def metric_label(name: str, unit: str = "") -> str:
+    """``val_mae`` -> ``validation MAE (eV/atom)``; unknown names are kept as they are."""
+    stem = name.removesuffix("_epoch")
+    where = ""
+    for prefix, said in (("val_", "validation "), ("train_", "training "), ("test_", "test ")):
+        if stem.startswith(prefix):
+            where, stem = said, stem.removeprefix(prefix)
+    text = where + METRIC_NAMES.get(stem, stem)
+    scaled = stem in ("mae", "rmse")  # the metrics that carry the target's unit
+    return f"{text} ({unit})" if unit and scaled else text
+
+
+def _log_if_wide(ax: Axes, values: np.ndarray) -> None:
+    """A log y axis when the positive ``values`` span more than :data:`LOG_SPAN`."""
+    values = values[np.isfinite(values)]
+    if values.size and values.min() > 0 and values.max() / values.min() > LOG_SPAN:
+        ax.set_yscale("log")
+
+
+def learning_curve(
+    log_csv: str | Path,
+    out_png: str | Path,
+    metric: str | None = None,
+    *,
+    unit: str = "",
+    loss: str = "",
+) -> Path:
     """Plot loss (train and validation) and a validation metric per epoch.
 
     Args:
@@ -207,6 +254,8 @@ def learning_curve(log_csv: str | Path, out_png: str | Path, metric: str | None 
             :func:`read_epoch_log` for how rows are merged.  Loss columns used:
             ``train_loss_epoch`` or ``train_loss``, ``val_loss_epoch`` or ``val_loss``.
         out_png: the PNG to write.
+        unit: the target's unit, for the MAE / RMSE axis.
+        loss: the loss's name (``l1``, ``huber``, ``mse``, ``cross_entropy``) for its axis.
         metric: the validation metric of the right panel; by default the first of
             ``val_mae``, ``val_accuracy``, ``val_roc_auc`` in the log.  Its ``train_``
             counterpart is drawn too when logged.  The best epoch (lowest value, or highest
@@ -220,7 +269,7 @@ def learning_curve(log_csv: str | Path, out_png: str | Path, metric: str | None 
         InputError: (a ValueError) when the file has no epochs.
     """
     log = read_epoch_log(log_csv)
-    epochs = log["epoch"]
+    epochs = log["epoch"] + 1  # counted from 1, as the training's lines count them
     fig = _new_figure((10.0, 4.0))
     ax_loss, ax_metric = fig.subplots(1, 2)
 
@@ -234,12 +283,9 @@ def learning_curve(log_csv: str | Path, out_png: str | Path, metric: str | None 
         _note(ax_loss, "no loss in the log")
     else:
         ax_loss.legend(loc="upper right")
-        losses = np.concatenate([f[1] for f in (train, val) if f is not None])
-        losses = losses[np.isfinite(losses)]
-        if losses.size and losses.min() > 0 and losses.max() / losses.min() > 100:
-            ax_loss.set_yscale("log")
+        _log_if_wide(ax_loss, np.concatenate([f[1] for f in (train, val) if f is not None]))
     ax_loss.set_xlabel("epoch")
-    ax_loss.set_ylabel("loss")
+    ax_loss.set_ylabel(LOSS_NAMES.get(loss, "loss"))
     ax_loss.set_title("loss")
 
     # right: validation metric
@@ -267,11 +313,13 @@ def learning_curve(log_csv: str | Path, out_png: str | Path, metric: str | None 
             markersize=14,
             color="tab:red",
             linestyle="none",
-            label=f"best: epoch {best[0]}, {_fmt(best[1])}",
+            label=f"best: epoch {best[0]}, {_fmt(best[1])}"
+            + (f" {unit}" if unit and metric_label(name, unit) != metric_label(name) else ""),
         )
         ax_metric.legend(loc="best")
-        ax_metric.set_ylabel(name)
-        ax_metric.set_title(name)
+        _log_if_wide(ax_metric, values)
+        ax_metric.set_ylabel(metric_label(name, unit))
+        ax_metric.set_title(metric_label(name))
     else:
         why = f"'{chosen}' not in the log" if chosen else "no validation metric in the log"
         _note(ax_metric, why)
@@ -287,7 +335,7 @@ def learning_curve(log_csv: str | Path, out_png: str | Path, metric: str | None 
             ax.axvline(best[0], color="tab:red", linestyle=":", linewidth=1)
         if found is None:
             ax_loss.plot([best[0]], [best[1]], marker="*", markersize=14, color="tab:red")
-        fig.suptitle(f"best epoch {best[0]} (by {best_name})", fontsize=10)
+        fig.suptitle(f"best epoch {best[0]} (by {metric_label(best_name)})", fontsize=10)
     for ax in with_data:
         ax.grid(alpha=0.3)
         ax.xaxis.get_major_locator().set_params(integer=True)
@@ -295,6 +343,10 @@ def learning_curve(log_csv: str | Path, out_png: str | Path, metric: str | None 
 
 
 # ----------------------------------------------------------------------- parity
+
+
+#: parity plots of more points draw their density (hexagonal cells) instead of the points
+HEXBIN_ABOVE = 2000
 
 
 def _marker_style(n: int) -> dict[str, float]:
@@ -346,7 +398,14 @@ def parity_plot(
     pad = 0.05 * (hi - lo) if hi > lo else max(abs(lo) * 0.05, 1.0)
     lo, hi = lo - pad, hi + pad
     ax.plot([lo, hi], [lo, hi], color="0.4", linestyle="--", linewidth=1, zorder=1)
-    ax.scatter(true, pred, color="tab:blue", linewidths=0, zorder=2, **_marker_style(true.size))
+    if true.size > HEXBIN_ABOVE:  # points pile up: how many fall in each cell
+        cells = ax.hexbin(
+            true, pred, gridsize=60, bins="log", mincnt=1, cmap="viridis",
+            extent=(lo, hi, lo, hi), zorder=2,
+        )  # fmt: skip
+        fig.colorbar(cells, ax=ax, shrink=0.8, label="crystals per cell")
+    else:
+        ax.scatter(true, pred, color="tab:blue", linewidths=0, zorder=2, **_marker_style(true.size))
     ax.set_xlim(lo, hi)
     ax.set_ylim(lo, hi)
     ax.set_aspect("equal", adjustable="box")

@@ -461,7 +461,7 @@ def _train(data: Any, out: Path, settings: RunSettings) -> TrainResult:
             metrics.update(_against_the_mean(val_metrics, dataset.targets, parts))
     write_json(out / "metrics.json", metrics)
     if run.plots:
-        _learning_curve(out)
+        _learning_curve(out, model.config, train_config.loss)
     return TrainResult(out, metrics, best)
 
 
@@ -942,13 +942,19 @@ def _finished_run(out: Path, plan: ResumePlan) -> TrainResult:
     return TrainResult(out, metrics, best if best.is_file() else Path(plan.source))
 
 
-def _learning_curve(out: Path) -> None:
+def _learning_curve(out: Path, model_config: CGCNNConfig, loss: str) -> None:
     from cgcnn.plots import learning_curve
 
     log = out / "metrics.csv"
+    classification = model_config.task == "classification"
     if log.is_file():
         with contextlib.suppress(ValueError):  # no finished epoch to draw
-            learning_curve(log, out / "learning_curve.png")
+            learning_curve(
+                log,
+                out / "learning_curve.png",
+                unit=_common_unit(model_config.target_units),
+                loss="cross_entropy" if classification else loss,
+            )
 
 
 def _keep_freed_memory() -> None:
