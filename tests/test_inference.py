@@ -216,3 +216,26 @@ def test_embeddings_as_parquet_or_a_clear_line_before_any_work(runs, tmp_path, c
     np.testing.assert_allclose(
         table.drop(columns="id").to_numpy(), cgcnn.load(runs["single"]).embed(data), rtol=1e-6
     )
+
+
+def test_predict_warns_when_targets_are_per_cell_and_the_model_per_atom(runs, tmp_path, capsys):
+    """The model learnt sample-regression's numbers as they are (an intensive model); the
+    same crystals with their targets multiplied by their atom counts look per cell."""
+    import shutil
+
+    from pymatgen.core import Structure
+
+    source = Path(shared("sample-regression"))
+    folder = tmp_path / "per-cell"
+    shutil.copytree(source, folder)
+    rows = [line.split(",") for line in (source / "id_prop.csv").read_text().split()]
+    scaled = [
+        f"{rid},{float(y) * len(Structure.from_file(source / f'{rid}.cif'))}" for rid, y in rows
+    ]
+    (folder / "id_prop.csv").write_text("\n".join(scaled) + "\n")
+    _cli_predictions(tmp_path, runs["single"], folder)
+    assert "warning: the targets look per cell while the model predicts per atom" in (
+        capsys.readouterr().err
+    )
+    _cli_predictions(tmp_path, runs["single"], source)
+    assert "per cell" not in capsys.readouterr().err

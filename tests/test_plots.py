@@ -378,3 +378,17 @@ def test_parity_axes_and_box_carry_the_unit_and_dense_data_shows_density(tmp_pat
     assert len(fig.axes) == 2, "a colour bar beside the density"
     assert fig.axes[1].get_ylabel() == "crystals per cell"
     assert type(fig.axes[0].collections[0]).__name__ == "PolyCollection"  # hexagons
+
+
+def test_per_atom_against_per_cell_is_told_apart():
+    from cgcnn.metrics import per_atom_mismatch
+
+    n = np.array([5, 10, 20, 40])
+    per_atom = np.array([-3.0, -4.0, -5.0, -6.0])
+    said = per_atom_mismatch(per_atom * n, per_atom + 0.1, n)  # per-cell targets
+    assert said.startswith("the targets look per cell while the model predicts per atom")
+    assert "MAE 94.35 as they are, 0.1 when divided" in said  # (12.1+36.1+95.1+234.1)/4
+    said = per_atom_mismatch(per_atom, per_atom * n, n)
+    assert said.startswith("the targets look per atom while the model predicts per cell")
+    assert per_atom_mismatch(per_atom, per_atom + 0.1, n) is None  # they agree
+    assert per_atom_mismatch(per_atom * 5, per_atom, [5, 5, 5, 5]) is None  # cannot tell

@@ -328,7 +328,11 @@ def test_elements_missing_from_the_atom_table_are_named(tmp_path):
         )
 
 
-def test_ensemble_is_the_mean_of_its_members_with_their_spread(tmp_path):
+def test_ensemble_is_the_mean_of_its_members_with_their_spread(tmp_path, monkeypatch):
+    import cgcnn.training
+
+    # ten crystals: calibrate on what there is, to check the arithmetic
+    monkeypatch.setattr(cgcnn.training, "MIN_CALIBRATION", 1)
     result = _run(tmp_path, "ens", ensemble=3, test_ratio=0.3, epochs=2)
     out = tmp_path / "ens"
     assert result.checkpoint == out / "ensemble.json"
@@ -393,6 +397,16 @@ def test_ensemble_is_the_mean_of_its_members_with_their_spread(tmp_path):
         (out / "ensemble.json").write_text(json.dumps({**listing, "uncertainty_scale": bad}))
         with pytest.raises(InputError, match="uncertainty.scale"):
             predict(out / "ensemble.json", shared("sample-regression"), tmp_path / "x.csv")
+
+
+def test_too_few_validation_crystals_give_the_raw_spread_and_say_so(tmp_path, capsys):
+    result = _run(tmp_path, "few", ensemble=2, test_ratio=0.3, epochs=1, progress=True)
+    assert 0 < result.metrics["n_val"] < 20
+    assert "uncertainty_scale" not in result.metrics
+    assert "uncertainty_scale" not in json.loads((tmp_path / "few" / "ensemble.json").read_text())
+    err = capsys.readouterr().err
+    assert f"ensemble: {result.metrics['n_val']} validation crystal(s) are too few" in err
+    assert "the 'uncertainty' column is the members' raw spread" in err
 
 
 def test_ensemble_classification_and_bad_values(tmp_path):

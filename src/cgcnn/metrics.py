@@ -235,3 +235,30 @@ def confusion_matrix(labels: Any, predicted: Any, n_classes: int | None = None) 
     counts = np.zeros((n_classes, n_classes), dtype=np.int64)
     np.add.at(counts, (true, pred), 1)
     return counts
+
+
+def per_atom_mismatch(targets: Any, predictions: Any, n_atoms: Any) -> str | None:
+    """A sentence when the targets and the predictions look one per atom, the other per cell.
+
+    With n the atoms of each crystal, y the targets and p the predictions, the MAE of y - p is
+    compared with the MAEs of y / n - p (per-cell targets, a per-atom model) and y - p / n (the
+    reverse).  When one of these is under a third of the first, and the crystals do not all
+    have the same n (then no scale can be told apart), the sentence names it; else ``None``.
+    """
+    y, p = _paired(targets, predictions, ("targets", "predictions"))
+    n = _as_1d(n_atoms, "n_atoms").astype(np.float64)
+    keep = np.isfinite(y) & np.isfinite(p) & (n > 0)
+    y, p, n = y[keep], p[keep], n[keep]
+    if y.size < 2 or np.all(n == n[0]):
+        return None
+    as_is = float(np.mean(np.abs(y - p)))
+    for what, mae in (
+        ("per cell while the model predicts per atom", float(np.mean(np.abs(y / n - p)))),
+        ("per atom while the model predicts per cell", float(np.mean(np.abs(y - p / n)))),
+    ):
+        if mae < as_is / 3:
+            return (
+                f"the targets look {what}: MAE {as_is:.4g} as they are, {mae:.4g} when divided "
+                "by the number of atoms; check the target column and the model's --extensive"
+            )
+    return None

@@ -348,6 +348,8 @@ def predict(
             "choose them with --target",
         )
     metrics = evaluate(models, dataset, out, uncertainty_scale=scale, progress=progress)
+    if dataset.targets is not None and model.config.task == "regression":
+        _warn_per_atom_mismatch(dataset, out)
     if progress:
         seconds = time.perf_counter() - started
         print(
@@ -357,6 +359,23 @@ def predict(
             flush=True,
         )
     return metrics
+
+
+def _warn_per_atom_mismatch(dataset: Any, results_csv: Path) -> None:
+    """One warning line when the targets and the predictions just written look one per
+    atom and the other per cell (:func:`cgcnn.metrics.per_atom_mismatch`)."""
+    from cgcnn.metrics import per_atom_mismatch
+
+    with results_csv.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows or "prediction" not in rows[0] or "target" not in rows[0]:
+        return  # several targets: each has its own column; not checked
+    n_atoms = [dataset.graph(k).num_atoms for k in range(len(dataset))]
+    said = per_atom_mismatch(
+        [float(r["target"]) for r in rows], [float(r["prediction"]) for r in rows], n_atoms
+    )
+    if said:
+        print(f"cgcnn: warning: {said}", file=sys.stderr, flush=True)
 
 
 def torch_device(name: str) -> torch.device:

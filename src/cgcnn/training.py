@@ -541,9 +541,18 @@ def _train_ensemble(
 
     config = open_checkpoint(members[0].checkpoint).model_config
     scale = None
-    if config.task == "regression" and members[0].metrics["n_val"]:
+    n_val = members[0].metrics["n_val"]
+    if config.task == "regression" and n_val >= MIN_CALIBRATION:
         scale = uncertainty_scale([_read_results(r.out / "val_results.csv") for r in members])
         listing["uncertainty_scale"] = scale
+    elif config.task == "regression" and options["progress"]:
+        print(
+            f"ensemble: {n_val} validation crystal(s) are too few to calibrate the spread "
+            f"(at least {MIN_CALIBRATION}); the 'uncertainty' column is the members' raw "
+            "spread, which underestimates the error",
+            file=sys.stderr,
+            flush=True,
+        )
     write_json(out / "ensemble.json", listing)
     metrics: dict[str, Any] = {
         "checkpoint": str((out / "ensemble.json").resolve()),
@@ -588,6 +597,10 @@ def _member_columns(results: list[dict], classification: bool):
     member_values = [np.array([r[c] for c in columns], dtype=np.float64).T for r in results]
     targets = np.array([first[c] for c in target_columns], dtype=np.float64).T
     return member_values, targets
+
+
+#: validation crystals needed to fit the ensemble's uncertainty scale (fewer: the raw spread)
+MIN_CALIBRATION = 20
 
 
 def uncertainty_scale(val_results: list[dict]) -> list[float]:
