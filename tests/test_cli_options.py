@@ -21,7 +21,7 @@ import cgcnn.cli as cli
 #: argparse destination -> the name its value arrives under, where they differ
 ARRIVES_AS = {"name": "dataset_name"}
 #: options that act before any command runs, or only print
-NOT_FORWARDED = {"help", "version", "debug", "command", "func", "parser", "action"}
+NOT_FORWARDED = {"help", "version", "debug", "command", "func", "parser", "action", "j"}
 
 
 class Recorder:
@@ -82,6 +82,10 @@ def _options() -> list[tuple[str, argparse.Action]]:
 
 def _distinct_value(action: argparse.Action) -> tuple[list[str], Any]:
     """(words for the command line, the value expected downstream)."""
+    if isinstance(action, argparse._StoreConstAction) and not isinstance(action.const, bool):
+        return [], action.const  # --disable-cuda: the CPU
+    if action.nargs == 0 and not isinstance(getattr(action, "constant", True), bool):
+        return [], action.constant
     if isinstance(action, argparse._StoreTrueAction) or action.nargs == 0:
         return [], not action.default
     if action.choices:
@@ -213,3 +217,29 @@ def test_each_option_reaches_what_it_configures(command, action, monkeypatch, tm
 def test_the_walk_covers_every_command():
     assert set(COMMANDS) == set(POSITIONALS)
     assert len(_options()) > 100
+
+
+@pytest.mark.parametrize(
+    ("words", "setting", "value"),
+    [
+        (["--max-num-nbr", "9"], "max_neighbors", 9),
+        (["--wd", "0.5"], "weight_decay", 0.5),
+        (["--optim", "Adam"], "optim", "adam"),
+        (["--disable-cuda"], "accelerator", "cpu"),
+    ],
+)
+def test_the_original_cgcnn_flags_mean_the_same_here(words, setting, value, monkeypatch, tmp_path):
+    recorder = Recorder()
+    _install(monkeypatch, recorder, tmp_path)
+    assert cli.main(["train", "registered-name", "--ensemble", "1", *words]) == 0
+    assert _arrived(recorder, setting, value), recorder.seen.get(setting)
+
+
+@pytest.mark.parametrize("command", ["train registered-name", "predict model.ckpt data"])
+def test_the_original_cgcnn_j_is_refused_naming_ours(command, capsys):
+    with pytest.raises(SystemExit) as stop:
+        cli.main([*command.split(), "-j", "4"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("cgcnn: error: -j: the original CGCNN's")
+    assert "--workers sets the featurization processes" in err

@@ -492,8 +492,11 @@ def test_list_and_table(tmp_path: Path) -> None:
     table = datasets.format_table(rows)
     lines = table.splitlines()
     assert lines[0].split()[:3] == ["name", "rows", "local"]
-    assert len(lines) == len(rows) + 2
+    starts = [line.split()[0] for line in lines[2:] if line and not line.startswith(" ")]
+    assert starts == [r["name"] for r in rows]  # one row each, long cells wrapped below it
     assert any(line.startswith("matbench_mp_gap") and "106,113" in line for line in lines)
+    assert max(len(line) for line in lines) <= 100  # fits a terminal
+    assert " ".join(" ".join(lines).split()).count("Materials Project data is CC BY 4.0") >= 1
 
 
 def test_default_root(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -239,3 +239,31 @@ def test_predict_warns_when_targets_are_per_cell_and_the_model_per_atom(runs, tm
     )
     _cli_predictions(tmp_path, runs["single"], source)
     assert "per cell" not in capsys.readouterr().err
+
+
+def test_predict_takes_a_run_folder(runs, tmp_path, capsys):
+    data = shared("sample-regression")
+    single = runs["single"].parent  # holds best.ckpt and last.ckpt
+    ensemble = runs["ensemble"].parent  # holds ensemble.json and member folders
+    assert _cli_predictions(tmp_path, single, data) == _cli_predictions(
+        tmp_path, runs["single"], data
+    )
+    via_folder = _cli_predictions(tmp_path, ensemble, data)
+    assert "uncertainty" in next(iter(via_folder.values()))  # the ensemble, not a member
+    assert via_folder == _cli_predictions(tmp_path, runs["ensemble"], data)
+    assert main(["predict", str(tmp_path / "cache"), str(data)]) == 2
+    assert "is a folder without ensemble.json, best.ckpt or last.ckpt" in capsys.readouterr().err
+
+
+def test_a_missing_checkpoint_is_answered_before_torch_is_imported(tmp_path):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from cgcnn.cli import main; "
+        f"status = main(['predict', {str(tmp_path / 'nope.ckpt')!r}, 'data']); "
+        "print(status, 'torch' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout.split() == ["2", "False"]
+    assert "nope.ckpt: no such checkpoint file or run folder" in done.stderr

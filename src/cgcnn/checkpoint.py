@@ -39,6 +39,7 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from cgcnn.errors import InputError, first_line
 from cgcnn.files import atomic_write
+from cgcnn.run_folder import is_remote
 
 #: Key of the tensors' digest in a checkpoint written by the package.
 DIGEST_KEY = "cgcnn_tensor_sha256"
@@ -71,11 +72,6 @@ def allowed_globals() -> list[Any]:
     if dtypes is not None:
         allowed.append(dtypes.Float64DType)
     return allowed
-
-
-def is_remote(source: str | os.PathLike) -> bool:
-    """Whether ``source`` is an ``http://`` or ``https://`` address."""
-    return str(source).lower().startswith(("http://", "https://"))
 
 
 def read_checkpoint(source: str | os.PathLike) -> Any:

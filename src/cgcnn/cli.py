@@ -37,6 +37,66 @@ _READING = frozenset(
 )
 
 
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions and epilogs wrapped paragraph by paragraph to the terminal's width,
+    except paragraphs whose lines are indented (examples, listings), kept as written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        import textwrap
+
+        paragraphs = text.strip("\n").split("\n\n")
+        out = []
+        for paragraph in paragraphs:
+            lines = paragraph.splitlines()
+            if any(line.startswith((" ", "\t")) for line in lines[1:]) or (
+                lines and lines[0].startswith((" ", "\t"))
+            ):
+                out.append("\n".join(indent + line for line in lines))
+            else:
+                out.append(textwrap.fill(" ".join(paragraph.split()), width, initial_indent=indent,
+                                         subsequent_indent=indent))  # fmt: skip
+        return "\n\n".join(out)
+
+
+class _Refused(argparse.Action):
+    """An option of the original CGCNN whose meaning differs here: one line naming ours."""
+
+    def __init__(self, *args, says: str = "", **kwargs) -> None:
+        self.says = says
+        super().__init__(*args, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        parser.exit(2, f"cgcnn: error: {option_string}: {self.says}\n")
+
+
+def _add_original_flags(parser: argparse.ArgumentParser, *, device: str) -> None:
+    """The original CGCNN's flags that users type: ``--disable-cuda`` (the same meaning:
+    the CPU; stored in ``device``) and ``-j`` (its data-loader workers: refused, naming ours).
+    ``--max-num-nbr``, ``--wd`` and ``--optim Adam`` are aliases of the settings
+    themselves (:mod:`cgcnn.config`)."""
+    from cgcnn.config import _Given
+
+    if device == "accelerator":
+        parser.add_argument(
+            "--disable-cuda", dest="accelerator", action=_Given, nargs=0, constant="cpu",
+            help=argparse.SUPPRESS,
+        )  # fmt: skip
+        says = (
+            "the original CGCNN's -j/--workers are data-loader workers; here they are "
+            "--num-workers (--workers sets the featurization processes)"
+        )
+    else:
+        parser.add_argument(
+            "--disable-cuda", dest="device", action="store_const", const="cpu",
+            help=argparse.SUPPRESS,
+        )  # fmt: skip
+        says = (
+            "the original CGCNN's -j/--workers are data-loader workers; prediction has none "
+            "here (--workers sets the featurization processes)"
+        )
+    parser.add_argument("-j", action=_Refused, nargs="?", says=says, help=argparse.SUPPRESS)
+
+
 def _add_quiet_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--quiet",
@@ -96,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
         "that training and prediction reuse it. Prints how many graphs were featurized, "
         "reused and skipped.",
         epilog=_DATA_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_Formatter,
     )
     feat.add_argument("data", nargs="*", metavar="DATA", help="structures to featurize")
     feat.add_argument(
@@ -152,7 +212,7 @@ def _add_datasets_parser(commands) -> None:
     listing.add_argument("--root", metavar="DIR", help="where datasets live")
     listing.set_defaults(func=cmd_datasets_list)
     fetch = actions.add_parser("fetch", help="download, verify and unpack a dataset")
-    fetch.add_argument("name", metavar="NAME")
+    fetch.add_argument("name", metavar="NAME", help="a registered name (see cgcnn datasets list)")
     fetch.add_argument("--root", metavar="DIR", help="where datasets live")
     fetch.set_defaults(func=cmd_datasets_fetch)
 
@@ -202,7 +262,7 @@ def _add_train_parser(commands) -> None:
         "test_results.csv, metrics.csv (per epoch), learning_curve.png and parity.png (or "
         "roc.png and confusion.png) plus best.ckpt and last.ckpt to --out.",
         epilog=_DATA_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_Formatter,
     )
     train.add_argument(
         "data", metavar="DATA", nargs="?", help="structures with targets (or from --config)"
@@ -241,6 +301,7 @@ def _add_train_options(train: argparse.ArgumentParser, *, compare: bool = False)
         "stopping, no weight average, the 92 atom features, one model)",
     )
     _add_root_option(train)
+    _add_original_flags(train, device="accelerator")
     add_options(
         train,
         tuple(SECTIONS),
@@ -291,7 +352,7 @@ def _add_compare_parser(commands) -> None:
             width=88,
         ),
         epilog=_COMPARE_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_Formatter,
     )
     cmp.add_argument("data", metavar="DATA", help="structures with targets")
     cmp.add_argument(
@@ -398,13 +459,14 @@ def _add_predict_parser(commands) -> None:
         "CGCNN checkpoints (*.pth.tar) are loaded without executing pickled code and use the "
         "original featurization (see docs/original-checkpoints.md).",
         epilog=_DATA_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_Formatter,
     )
     pred.add_argument(
         "checkpoint",
         metavar="CHECKPOINT",
-        help="best.ckpt of cgcnn train, the ensemble.json of cgcnn train --ensemble K (mean "
-        "prediction and an 'uncertainty' column), or an original .pth.tar",
+        help="a run folder of cgcnn train (its ensemble.json, else best.ckpt), a best.ckpt, "
+        "an ensemble.json (mean prediction and an 'uncertainty' column), or an original "
+        ".pth.tar",
     )
     pred.add_argument("data", metavar="DATA", help="structures to predict")
     pred.add_argument(
@@ -436,6 +498,7 @@ def _add_predict_parser(commands) -> None:
     _add_reading_options(pred, "OUT's name with .skipped.csv, beside it", graph=False)
     _add_root_option(pred)
     _add_quiet_option(pred)
+    _add_original_flags(pred, device="device")
     pred.set_defaults(func=cmd_predict)
 
 
@@ -454,7 +517,8 @@ Files written to --out:
                              Å, each site coloured by its contribution and labelled
   embedding_map.png          the crystal vectors on their first two principal components,
                              coloured by the target (by the prediction when DATA has none),
-                             --test-ids crystals marked with triangles
+                             --test-ids crystals marked with triangles; per atom for an
+                             --extensive model (its vectors are sums over the atoms)
 
 Roles come from each structure: anions are its non-metallic elements; in an ABX3 crystal,
 a cation with an octahedron of six anions is a B site, one with at least eight anions in the
@@ -468,15 +532,20 @@ the embedding map is drawn, and one line says why.
 
 
 def _add_explain_parser(commands) -> None:
+    import textwrap
+
     exp = commands.add_parser(
         "explain",
         help="which atoms make the predictions: contributions by element and role, figures",
-        description="Explain CHECKPOINT's predictions on DATA: per-site contributions (models "
-        "trained with --readout site or --extensive), their mean per element and "
-        "crystallographic role (A site, B site, anion, found from the structure), "
-        "periodic-table and crystal figures, and a map of the crystal embeddings.",
+        description=textwrap.fill(
+            "Explain CHECKPOINT's predictions on DATA: per-site contributions (models trained "
+            "with --readout site or --extensive), their mean per element and crystallographic "
+            "role (A site, B site, anion, found from the structure), periodic-table and "
+            "crystal figures, and a map of the crystal embeddings.",
+            width=88,
+        ),
         epilog=_EXPLAIN_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_Formatter,
     )
     exp.add_argument(
         "checkpoint",
@@ -499,8 +568,8 @@ def _add_explain_parser(commands) -> None:
     exp.add_argument(
         "--unit",
         metavar="UNIT",
-        help="the target's unit for the labels, e.g. eV/cell (default: the unit of the "
-        "registered dataset the model was trained on, if any)",
+        help="the target's unit for the labels, e.g. eV/cell (default: the unit the checkpoint "
+        "records, from cgcnn train --unit or a registered dataset, if any)",
     )
     exp.add_argument(
         "--crystal", metavar="ID", help="the crystal drawn in crystal_ID.png (default the first)"
@@ -619,6 +688,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    from cgcnn.run_folder import resolve_run_folder
+
+    args.checkpoint = str(resolve_run_folder(args.checkpoint))  # before torch is imported
     from cgcnn.prediction import predict
 
     data = _data(args.data, args.root)

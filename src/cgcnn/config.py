@@ -57,6 +57,7 @@ def option(
     *,
     flag: str | None = None,
     short: str | None = None,
+    aliases: tuple[str, ...] = (),
     choices: tuple[str, ...] | None = None,
     metavar: str | None = None,
     cli: bool = True,
@@ -69,6 +70,7 @@ def option(
         help: one sentence, without the default (added by :func:`add_options`).
         flag: the command-line option, when it is not ``--`` + the name with dashes.
         short: a one-letter alias (``-b``).
+        aliases: other names accepted for it (the original CGCNN's, where they mean the same).
         choices: the accepted names.
         metavar: the placeholder in ``--help``.
         cli: offered on the command line (``False`` for values the run computes).
@@ -78,6 +80,7 @@ def option(
         "help": help,
         "flag": flag,
         "short": short,
+        "aliases": aliases,
         "choices": choices,
         "metavar": metavar,
         "cli": cli,
@@ -123,7 +126,9 @@ class GraphSettings:
     """
 
     radius: float = option(8.0, "neighbour cutoff in Å", metavar="R")
-    max_neighbors: int = option(12, "nearest neighbours kept per atom", metavar="M")
+    max_neighbors: int = option(
+        12, "nearest neighbours kept per atom", metavar="M", aliases=("--max-num-nbr",)
+    )
     grow_radius: bool = option(
         False,
         "widen the cutoff per structure until every atom has M neighbours (otherwise atoms "
@@ -339,9 +344,11 @@ class TrainConfig:
     epochs: int = option(100, "maximum epochs")
     batch_size: int = option(32, "crystals per batch", short="-b")
     lr: float = option(3e-3, "learning rate")
-    optim: str = option("adamw", "optimizer", choices=OPTIMIZERS)
+    optim: str = option(
+        "adamw", "optimizer (adam: the original CGCNN's Adam, L2 weight decay)", choices=OPTIMIZERS
+    )
     momentum: float = option(0.9, "SGD momentum")
-    weight_decay: float = option(1e-2, "AdamW / SGD weight decay")
+    weight_decay: float = option(1e-2, "AdamW / Adam / SGD weight decay", aliases=("--wd",))
     scheduler: str = option(
         "cosine", "cosine | multistep (x0.1 at --lr-milestones) | none", choices=SCHEDULERS
     )
@@ -680,9 +687,13 @@ def add_options(
             text = overrides.get(item.name, meta["help"])
             if meta["show_default"] and item.name not in overrides:
                 text += f" (default {_shown(default)})"
+            # the canonical name last: callers take option_strings[-1] as the option's name
             flags = [meta.get("flag") or "--" + item.name.replace("_", "-")]
             if meta.get("short"):
                 flags.insert(0, meta["short"])
+            aliases = meta.get("aliases", ())
+            if aliases:
+                text += f" (also {', '.join(aliases)})"
             kwargs: dict[str, Any] = {"dest": item.name, "default": default, "help": text}
             if kind == "bool":
                 kwargs.update(nargs=0, constant=not default)
@@ -696,6 +707,8 @@ def add_options(
                     kwargs["type"] = _lower
                 if meta.get("metavar"):
                     kwargs["metavar"] = meta["metavar"]
+            for alias in aliases:  # accepted, not listed: the usage line shows our name
+                group.add_argument(alias, action=_Given, **{**kwargs, "help": argparse.SUPPRESS})
             group.add_argument(*flags, action=_Given, **kwargs)
 
 

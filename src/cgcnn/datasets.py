@@ -696,28 +696,35 @@ def list_datasets(root: str | os.PathLike | None = None) -> list[dict[str, Any]]
     return rows
 
 
+#: the widest a wrapped column of ``cgcnn datasets list`` gets, in characters
+_WRAP = {"target": 34, "licence": 24}
+
+
 def format_table(rows: Sequence[Mapping[str, Any]]) -> str:
-    """A plain-text table of :func:`list_datasets` rows (name, rows, local, target, licence)."""
+    """A plain-text table of :func:`list_datasets` rows (name, rows, local, target, licence),
+    its long cells wrapped so that it fits a 100-column terminal."""
+    import textwrap
+
     columns = [("name", "name"), ("size", "rows"), ("present", "local"), ("target", "target")]
     columns.append(("licence", "licence"))
 
-    def cell(row: Mapping[str, Any], key: str) -> str:
+    def cell(row: Mapping[str, Any], key: str) -> list[str]:
         value = row.get(key, "")
         if key == "present":
-            return "yes" if value else "no"
+            return ["yes" if value else "no"]
         if key == "size" and isinstance(value, int):
-            return f"{value:,}"
-        return str(value)
+            return [f"{value:,}"]
+        return textwrap.wrap(str(value), _WRAP[key]) or [""] if key in _WRAP else [str(value)]
 
-    table = [[title for _, title in columns]] + [[cell(r, k) for k, _ in columns] for r in rows]
-    widths = [max(len(line[i]) for line in table) for i in range(len(columns))]
+    table = [[[title] for _, title in columns]] + [[cell(r, k) for k, _ in columns] for r in rows]
+    widths = [max(len(text) for line in table for text in line[i]) for i in range(len(columns))]
     right = {1}  # numbers right-aligned
     lines = []
     for j, line in enumerate(table):
-        parts = [
-            c.rjust(widths[i]) if i in right else c.ljust(widths[i]) for i, c in enumerate(line)
-        ]
-        lines.append("  ".join(parts).rstrip())
+        for depth in range(max(len(c) for c in line)):
+            texts = [c[depth] if depth < len(c) else "" for c in line]
+            parts = [(t.rjust if i in right else t.ljust)(widths[i]) for i, t in enumerate(texts)]
+            lines.append("  ".join(parts).rstrip())
         if j == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)

@@ -19,7 +19,7 @@ READOUTS = ("pooled", "site")
 CONVOLUTIONS = ("gated", "shared", "edgegated", "none")
 TASKS = ("regression", "classification")
 LOSSES = ("huber", "mse", "l1")
-OPTIMIZERS = ("adamw", "sgd")
+OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULERS = ("cosine", "multistep", "none")
 
 

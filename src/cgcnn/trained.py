@@ -17,6 +17,7 @@ from typing import Any
 
 from cgcnn.checkpoint import is_remote, read_checkpoint
 from cgcnn.errors import InputError
+from cgcnn.run_folder import resolve_run_folder
 
 
 @dataclass
@@ -124,7 +125,7 @@ def open_checkpoint(source: str | os.PathLike) -> Checkpoint:
         InputError: a missing, unreadable, hostile or damaged file, an ensemble listing that
             is not one, or a PyTorch file that is neither ours nor an original CGCNN one.
     """
-    name = os.fspath(source)
+    name = os.fspath(resolve_run_folder(source))
     if not is_remote(name) and Path(name).suffix == ".json":
         return _open_ensemble(Path(name))
     state = read_checkpoint(name)

@@ -149,6 +149,8 @@ class CGCNNModule(L.LightningModule):
             optimizer = torch.optim.SGD(
                 self.parameters(), lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay
             )
+        elif c.optim == "adam":
+            optimizer = torch.optim.Adam(self.parameters(), lr=c.lr, weight_decay=c.weight_decay)
         else:
             optimizer = torch.optim.AdamW(self.parameters(), lr=c.lr, weight_decay=c.weight_decay)
         if c.scheduler == "none":
