@@ -38,9 +38,7 @@ def runs(tmp_path_factory):
     return {
         "single": _train(tmp, "single", "--ensemble", "1") / "best.ckpt",
         "ensemble": _train(tmp, "ensemble", "--ensemble", "2", "--jobs", "1") / "ensemble.json",
-        "extensive": _train(
-            tmp, "extensive", "--ensemble", "1", "--extensive", "--unit", "eV/cell"
-        )
+        "extensive": _train(tmp, "extensive", "--ensemble", "1", "--extensive", "--unit", "eV/cell")
         / "best.ckpt",
     }
 
