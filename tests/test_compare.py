@@ -93,7 +93,7 @@ BAD_GRIDS = [
     (["conv=gated,bogus"], ["conv='bogus'", "gated, shared, edgegated, none"]),
     (["pooling=avg"], ["mean, max, sum, attention"]),
     (["activation=gelu"], ["softplus, relu, silu, sigmoid, tanh"]),
-    (["optim=adam"], ["adamw, sgd"]),
+    (["optim=adagrad"], ["adamw, adam, sgd"]),
     (["scheduler=step"], ["cosine, multistep, none"]),
     (["loss=hinge"], ["huber, mse, l1"]),
     (["convolution=gated"], ["unknown option 'convolution'", "valid keys:", "conv,", "radius"]),
@@ -220,12 +220,14 @@ def test_summary_ranks_and_tests_against_the_best():
         }
     )
     summary = summarize(results, ["conv"], "test_mae").set_index("conv")
-    assert list(summary.columns[:9]) == [
+    assert list(summary.columns[:11]) == [
         "metric",
         "n",
         "mean",
         "std",
         "ci95",
+        "ci_low",
+        "ci_high",
         "rank",
         "p_vs_best",
         "significant",
@@ -236,6 +238,7 @@ def test_summary_ranks_and_tests_against_the_best():
     assert gated["mean"] == pytest.approx(base.mean())
     assert gated["std"] == pytest.approx(base.std(ddof=1))
     assert gated["ci95"] == pytest.approx(2.7764451052 * base.std(ddof=1) / math.sqrt(5))
+    assert 0 < gated["ci_low"] < gated["mean"] < gated["ci_high"]  # an MAE: never below 0
     assert gated["seconds"] == pytest.approx(3.0)
     best = summary[summary["significant"] == "best"].index.tolist()
     assert len(best) == 1 and best[0] in ("gated", "copy", "none")
@@ -350,3 +353,22 @@ def test_parallel_jobs_and_classification(tmp_path):
     for run in results["run_dir"]:
         options = json.loads(Path(run, "options.json").read_text())
         assert options["task"] == "classification"
+
+
+def test_intervals_stay_within_the_metric_range():
+    from cgcnn.stats import ci_halfwidth, confidence_interval
+
+    low, high = confidence_interval([1.0, 8.0], "test_mae")  # two seeds, far apart
+    assert 0 < low < np.sqrt(8.0) < high  # around the geometric mean, never below 0
+    mean_log = np.log([1.0, 8.0]).mean()
+    half = ci_halfwidth(np.log([1.0, 8.0]))
+    assert (low, high) == pytest.approx((np.exp(mean_log - half), np.exp(mean_log + half)))
+    low, high = confidence_interval([0.90, 0.99, 0.95], "test_roc_auc")
+    assert 0 < low < 0.95 < high < 1
+    values = np.array([0.2, -0.1, 0.4])
+    half = ci_halfwidth(values)
+    assert confidence_interval(values, "test_r2") == pytest.approx(
+        (values.mean() - half, values.mean() + half)
+    )
+    assert confidence_interval([0.0, 3.0], "test_mae")[0] == 0.0  # a zero: clipped
+    assert all(np.isnan(confidence_interval([1.0], "test_mae")))

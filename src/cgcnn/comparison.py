@@ -370,7 +370,9 @@ def summarize(
 
     Returns:
         A DataFrame with the columns ``keys``, then ``metric``, ``n``, ``mean``, ``std``,
-        ``ci95`` (half-width of the 95 % confidence interval of the mean, t distribution),
+        ``ci95`` (half-width of the symmetric 95 % t-interval of the mean), ``ci_low`` and
+        ``ci_high`` (the 95 % interval within the metric's range, as the figures draw it:
+        :func:`cgcnn.stats.confidence_interval`),
         ``rank`` (1 = best mean), ``p_vs_best`` (two-sided paired t-test against the best
         configuration over the seeds both have; NaN for the best itself), ``significant``
         (``"yes"`` / ``"no"`` at ``alpha``, ``"best"`` for the best, ``"n/a"`` with fewer
@@ -379,7 +381,7 @@ def summarize(
     """
     import pandas as pd
 
-    from cgcnn.stats import ci_halfwidth, paired_t_test
+    from cgcnn.stats import ci_halfwidth, confidence_interval, paired_t_test
 
     higher = higher_is_better(metric) if higher is None else higher
     keys = list(keys)
@@ -399,6 +401,7 @@ def summarize(
             std=float(finite.std(ddof=1)) if finite.size > 1 else math.nan,
             ci95=ci_halfwidth(finite),
         )
+        row["ci_low"], row["ci_high"] = confidence_interval(finite, metric)
         if "train_seconds" in group:
             row["seconds"] = float(group["train_seconds"].astype(float).mean())
         if "n_params" in group:
@@ -427,7 +430,8 @@ def summarize(
         verdicts.append("n/a" if not math.isfinite(p) else ("yes" if p < alpha else "no"))
     summary["p_vs_best"] = p_values
     summary["significant"] = verdicts
-    columns = [*keys, "metric", "n", "mean", "std", "ci95", "rank", "p_vs_best", "significant"]
+    columns = [*keys, "metric", "n", "mean", "std", "ci95", "ci_low", "ci_high", "rank"]
+    columns += ["p_vs_best", "significant"]
     columns += [c for c in ("seconds", "n_params") if c in summary] + ["config"]
     return summary[columns]
 
@@ -689,9 +693,11 @@ def _execute(tasks: list[dict[str, Any]], jobs: int, verbose: bool) -> None:
             for m in ("test_mae", "test_roc_auc", "test_accuracy")
             if isinstance(metrics.get(m), int | float)
         )
+        trained = metrics.get("train_seconds")
+        timing = f"training {trained:.1f} s, " if isinstance(trained, int | float) else ""
         print(
             f"[{finished}/{total}] {config_name(task['config'])}, seed {task['seed']}: "
-            f"{shown or 'done'} ({seconds:.1f} s)",
+            f"{shown or 'done'} ({timing}{seconds:.1f} s in all)",
             file=sys.stderr,
         )
 

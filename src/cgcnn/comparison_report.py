@@ -19,7 +19,7 @@ import numpy as np
 
 from cgcnn.errors import InputError
 from cgcnn.grid import NOT_IDENTITY, grid_options, jsonable, value_label
-from cgcnn.metrics import higher_is_better
+from cgcnn.metrics import higher_is_better, metric_label
 
 if typing.TYPE_CHECKING:
     import pandas as pd
@@ -47,10 +47,15 @@ def plot_comparison(
         values = results.loc[results["config"] == name, metric].astype(float).to_numpy()
         jitter = np.linspace(-0.12, 0.12, len(values)) if len(values) > 1 else np.zeros(1)
         ax.scatter(k + jitter, values, s=14, color=colours[k], alpha=0.55, zorder=2)
-        ci = row["ci95"] if math.isfinite(row["ci95"]) else 0.0
+        low, high = row.get("ci_low", math.nan), row.get("ci_high", math.nan)
+        if not (math.isfinite(low) and math.isfinite(high)):
+            low = high = row["mean"]
+        # within the metric's range (an MAE's interval never goes below 0): asymmetric
+        below, above = max(row["mean"] - low, 0.0), max(high - row["mean"], 0.0)
         ax.errorbar(
-            k, row["mean"], yerr=ci, fmt="o", color="black", capsize=6, markersize=6, zorder=3
-        )
+            k, row["mean"], yerr=[[below], [above]], fmt="o", color="black", capsize=6,
+            markersize=6, zorder=3,
+        )  # fmt: skip
         tag = "best" if row["significant"] == "best" else f"p={row['p_vs_best']:.2g}"
         ax.annotate(
             f"#{row['rank']}  {tag}",
@@ -65,9 +70,10 @@ def plot_comparison(
     ax.set_xlim(-0.5, len(names) - 0.3)
     direction = "higher is better" if higher_is_better(metric) else "lower is better"
     n = int(summary["n"].max()) if len(summary) else 0
-    ax.set_ylabel(metric)
+    ax.set_ylabel(metric_label(metric))
     ax.set_title(
-        f"{metric} ({direction})\nmean ± 95 % CI over {n} seeds; dots: single seeds", fontsize=10
+        f"{metric} ({direction})\nmean and 95 % interval over {n} seeds; dots: single seeds",
+        fontsize=10,
     )
     ax.grid(axis="y", alpha=0.3)
     path = Path(out_png)

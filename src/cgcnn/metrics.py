@@ -262,3 +262,26 @@ def per_atom_mismatch(targets: Any, predictions: Any, n_atoms: Any) -> str | Non
                 "by the number of atoms; check the target column and the model's --extensive"
             )
     return None
+
+
+#: how metrics read on an axis or in a table
+METRIC_NAMES = {
+    "mae": "MAE",
+    "rmse": "RMSE",
+    "accuracy": "accuracy",
+    "roc_auc": "ROC-AUC",
+    "loss": "loss",
+    "r2": "R²",
+}
+
+
+def metric_label(name: str, unit: str = "") -> str:
+    """``val_mae`` -> ``validation MAE (eV/atom)``; unknown names are kept as they are."""
+    stem = name.removesuffix("_epoch")
+    where = ""
+    for prefix, said in (("val_", "validation "), ("train_", "training "), ("test_", "test ")):
+        if stem.startswith(prefix):
+            where, stem = said, stem.removeprefix(prefix)
+    text = where + METRIC_NAMES.get(stem, stem)
+    scaled = stem in ("mae", "rmse")  # the metrics that carry the target's unit
+    return f"{text} ({unit})" if unit and scaled else text

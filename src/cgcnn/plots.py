@@ -34,6 +34,7 @@ from cgcnn.metrics import (
     classification_metrics,
     confusion_matrix,
     higher_is_better,
+    metric_label,
     regression_metrics,
     roc_auc,
     roc_curve,
@@ -199,15 +200,6 @@ def _best(epochs: np.ndarray, values: np.ndarray, higher: bool) -> tuple[int, fl
     return int(epochs[index]), float(values[index])
 
 
-#: how the metrics of the epoch log read on an axis
-METRIC_NAMES = {
-    "mae": "MAE",
-    "rmse": "RMSE",
-    "accuracy": "accuracy",
-    "roc_auc": "ROC-AUC",
-    "loss": "loss",
-    "r2": "R²",
-}
 #: the losses, as the axis says them
 LOSS_NAMES = {
     "l1": "L1 loss (standardised targets)",
@@ -218,18 +210,6 @@ LOSS_NAMES = {
 
 #: an axis spanning more than this ratio is drawn on a log scale
 LOG_SPAN = 10.0
-
-
-def metric_label(name: str, unit: str = "") -> str:
-    """``val_mae`` -> ``validation MAE (eV/atom)``; unknown names are kept as they are."""
-    stem = name.removesuffix("_epoch")
-    where = ""
-    for prefix, said in (("val_", "validation "), ("train_", "training "), ("test_", "test ")):
-        if stem.startswith(prefix):
-            where, stem = said, stem.removeprefix(prefix)
-    text = where + METRIC_NAMES.get(stem, stem)
-    scaled = stem in ("mae", "rmse")  # the metrics that carry the target's unit
-    return f"{text} ({unit})" if unit and scaled else text
 
 
 def _log_if_wide(ax: Axes, values: np.ndarray) -> None:

@@ -68,3 +68,49 @@ def paired_t_test(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]
         return (0.0, 1.0) if mean == 0 else (math.copysign(math.inf, mean), 0.0)
     result = _st.ttest_rel(x[keep], y[keep])
     return float(result.statistic), float(result.pvalue)
+
+
+#: metrics that are never negative (their interval is computed on a log scale)
+POSITIVE = ("mae", "rmse", "loss", "seconds", "mse")
+#: metrics that lie between 0 and 1 (their interval is computed on a logit scale)
+UNIT_INTERVAL = ("accuracy", "auc", "f1", "precision", "recall")
+
+
+def confidence_interval(
+    values: Sequence[float] | np.ndarray, metric: str = "", confidence: float = 0.95
+) -> tuple[float, float]:
+    """The ``confidence`` interval ``(low, high)`` of the mean of ``values``, within the
+    metric's range.
+
+    A t-interval on the values themselves can leave the metric's range: two seeds of MAE 1
+    and 8 give 4.5 ± 44, down to -40 for a number that cannot be negative.  So the interval
+    is computed where the metric is unbounded and mapped back: on ``log x`` for metrics that
+    are positive (MAE, RMSE, losses, times: ``exp(mean log x ± t s / sqrt n)``, around the
+    geometric mean), on ``logit x`` for those in (0, 1) (accuracy, ROC-AUC, F1); other
+    metrics (R², ...) get the plain t-interval ``mean ± t s / sqrt n``.  Values on the
+    edge of the range (0, or 1 for a proportion) fall back to the plain interval, clipped to
+    the range.  NaNs with fewer than two finite values.
+    """
+    x = _finite(values)
+    if x.size < 2:
+        return math.nan, math.nan
+    name = metric.lower()
+    quantile = t_quantile(0.5 + confidence / 2, x.size - 1)
+
+    def around(v: np.ndarray) -> tuple[float, float]:
+        half = quantile * v.std(ddof=1) / math.sqrt(v.size)
+        return float(v.mean() - half), float(v.mean() + half)
+
+    if any(token in name for token in POSITIVE):
+        if (x > 0).all():
+            low, high = around(np.log(x))
+            return math.exp(low), math.exp(high)
+        low, high = around(x)
+        return max(low, 0.0), high
+    if any(token in name for token in UNIT_INTERVAL):
+        if ((x > 0) & (x < 1)).all():
+            low, high = around(np.log(x / (1 - x)))
+            return 1 / (1 + math.exp(-low)), 1 / (1 + math.exp(-high))
+        low, high = around(x)
+        return max(low, 0.0), min(high, 1.0)
+    return around(x)
