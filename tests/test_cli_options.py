@@ -65,6 +65,7 @@ POSITIONALS = {
     "train": ["registered-name"],
     "compare": ["registered-name"],
     "predict": ["model.ckpt", "registered-name"],
+    "explain": ["model.ckpt", "registered-name"],
     "demo": [],
     "datasets list": [],
     "datasets fetch": ["some-dataset"],
@@ -106,9 +107,11 @@ def _install(monkeypatch, recorder: Recorder, tmp_path: Path) -> None:
     import cgcnn.datasets
     import cgcnn.demo
     import cgcnn.examples
+    import cgcnn.explain
     import cgcnn.featurizer
     import cgcnn.io
     import cgcnn.prediction
+    import cgcnn.run_folder
     import cgcnn.training
     from cgcnn.featurizer import FeaturizeReport, Skipped
     from cgcnn.training import TrainResult
@@ -142,6 +145,10 @@ def _install(monkeypatch, recorder: Recorder, tmp_path: Path) -> None:
         (cgcnn.training, "train"): recorder.stand_in(("data", "out"), train_result),
         (cgcnn.prediction, "predict"): recorder.stand_in(("checkpoint", "data", "out"), {}),
         (cgcnn.comparison, "compare"): recorder.stand_in(("data", "grid"), summary),
+        (cgcnn.explain, "explain"): recorder.stand_in(
+            ("checkpoint", "data", "out"), {"crystals": 0, "sites": None, "files": []}
+        ),
+        (cgcnn.explain, "summary_lines"): lambda summary, out: [],
         (cgcnn.demo, "run_demo"): recorder.stand_in(("out",), {}),
         (cgcnn.demo, "summary"): lambda metrics, out: "",
         (cgcnn.featurizer, "featurize_records"): featurize_records,
@@ -152,6 +159,7 @@ def _install(monkeypatch, recorder: Recorder, tmp_path: Path) -> None:
         (cgcnn.cache, "GraphStore"): Store,
         (cgcnn.examples, "example_structures"): recorder.stand_in((), {"example": True}),
         (cli, "_show_graphs"): lambda store, report: recorder.note(show=True),
+        (cgcnn.run_folder, "resolve_run_folder"): lambda source: source,
         (cli, "_write_extras"): lambda args, data: recorder.note(
             embeddings=args.embeddings, contributions=args.contributions
         ),
