@@ -125,11 +125,17 @@ def wall_seconds(metrics: dict) -> float:
     return float(metrics.get("ensemble_seconds", metrics["train_seconds"]))
 
 
+#: folds to run (``--only``); None: all of them
+ONLY: set[int] | None = None
+
+
 def cross_validate(
     data: Path, ids: list[str], values: np.ndarray, folds: int, out: Path, options: list[str]
 ) -> list[dict]:
     results = []
     for k, split in enumerate(fold_splits(ids, folds, out)):
+        if ONLY is not None and k not in ONLY:
+            continue
         metrics = train(data, out / f"fold{k}", ["--split", str(split), *options])
         roles = dict(csv.reader(split.open()))
         train_mask = np.array([roles[i] == "train" for i in ids])
@@ -272,7 +278,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("task", choices=["perov5", "homework", "metal", "carbon24", "all"])
     parser.add_argument("--folds", type=int, default=5, help="cross-validation folds (5)")
     parser.add_argument("--out", default="bench-accuracy", help="run folder")
+    parser.add_argument(
+        "--only",
+        type=int,
+        nargs="+",
+        metavar="FOLD",
+        help="run only these folds of the --folds partition (a quicker look; the summary "
+        "then averages these)",
+    )
     args = parser.parse_args(argv)
+    global ONLY
+    ONLY = set(args.only) if args.only else None
     if not SHARED.is_dir():
         print(f"skipped: {SHARED} is absent (the shared data sets are not beside the repo)")
         return 0
