@@ -34,11 +34,13 @@ FULL = {
     "q2a": 2,
     "q2b": 2,
     "q2d": 2,
+    "q3e": 3,
     "q3a": 3,
     "q3b": 1,
     "q3c": 3,
     "q4a": 1,
     "q4b": 1,
+    "q4e": 2,
     "q5a": 1,
     "q6a": 2,
     "q6b": 1,
@@ -67,6 +69,10 @@ BUGS = [
     ("q2d sigma not squared", HW1, "q2d", "/ sigma**2", "/ sigma", {"q2d": 0}),
     ("q2d one centre short", HW1, "q2d", "round(radius / step) + 1", "round(radius / step)", {"q2d": 0}),
     ("q2d centres from step", HW1, "q2d", "np.arange(round(radius / step) + 1) * step", "(np.arange(round(radius / step) + 1) + 1) * step", {"q2d": 0}),
+    # q3e gated convolution (cgcnn_hw.py); the shuffled-edges check still passes, q3c keeps its points
+    ("q3e no residual", HW1, MODULE, "self.softplus_out(atom_fea + self.bn2(summed))", "self.softplus_out(self.bn2(summed))", {"q3e": 1}),
+    ("q3e filter and core swapped", HW1, MODULE, "filt, core = gated.chunk(2, dim=1)", "core, filt = gated.chunk(2, dim=1)", {"q3e": 1}),
+    ("q3e centre and neighbour swapped in z", HW1, MODULE, "torch.cat([atom_fea[i], atom_fea[j], edge_fea], dim=1)", "torch.cat([atom_fea[j], atom_fea[i], edge_fea], dim=1)", {"q3e": 1}),
     # q3a shared convolution (cgcnn_hw.py); q3c keeps its points (no cascade)
     ("q3a no batch norm", HW1, MODULE, "self.softplus(self.bn(self.fc_neighbors(summed) + self.fc_self(atom_fea)))", "self.softplus(self.fc_neighbors(summed) + self.fc_self(atom_fea))", {"q3a": 1}),
     ("q3a summed on the neighbour", HW1, MODULE, "pair.new_zeros(atom_fea.shape[0], pair.shape[1]).index_add(0, i, pair)", "pair.new_zeros(atom_fea.shape[0], pair.shape[1]).index_add(0, j, pair)", {"q3a": 1}),
@@ -88,6 +94,10 @@ BUGS = [
     ("q4b smallest first", HW2, "q4b", "ascending=False", "ascending=True", {"q4b": 0}),
     ("q4b signed error", HW2, "q4b", '(results["prediction"] - results["target"]).abs()', '(results["prediction"] - results["target"])', {"q4b": 0}),
     ("q4b one row more", HW2, "q4b", ".head(k)", ".head(k + 1)", {"q4b": 0}),
+    # q4e the training loop: each check costs its own point
+    ("q4e validation in training mode", HW2, "q4e", "        net.eval()\n        with torch.no_grad():", "        with torch.no_grad():", {"q4e": 1}),
+    ("q4e no optimizer step", HW2, "q4e", "            optimizer.step()\n", "", {"q4e": 1}),
+    ("q4e epochs from 0", HW2, "q4e", "for epoch in range(1, epochs + 1):", "for epoch in range(epochs):", {"q4e": 0}),
     # q5a
     ("q5a strings for ints", HW2, "q5a", '"max_neighbors": [4, 8, 12]', '"max_neighbors": ["4", "8", "12"]', {"q5a": 0}),
     ("q5a shared, not none", HW2, "q5a", '["gated", "none"]', '["gated", "shared"]', {"q5a": 0}),
@@ -117,6 +127,8 @@ ALTERNATIVES = [
     ("q3a a loop over edges", HW1, MODULE, "        summed = pair.new_zeros(atom_fea.shape[0], pair.shape[1]).index_add(0, i, pair)", "        summed = [pair.new_zeros(pair.shape[1]) for _ in range(atom_fea.shape[0])]\n        for k in range(len(i)):\n            summed[int(i[k])] = summed[int(i[k])] + pair[k]\n        summed = torch.stack(summed)"),
     ("q3b scatter_reduce", HW1, MODULE, "    return functions[mode](atom_fea, crystal_index, size)", "    index = crystal_index[:, None].expand_as(atom_fea)\n    reduce = {'mean': 'mean', 'max': 'amax', 'sum': 'sum'}[mode]\n    return atom_fea.new_zeros(size, atom_fea.shape[1]).scatter_reduce(0, index, atom_fea, reduce, include_self=False)"),
     ("q3c functional softplus", HW1, MODULE, "return self.fc_out(self.softplus(self.conv_to_fc(crystal)))", "return self.fc_out(torch.nn.functional.softplus(self.conv_to_fc(crystal)))"),
+    ("q3e functional sigmoid and softplus", HW1, MODULE, "messages = self.sigmoid(filt) * self.softplus_core(core)", "messages = torch.sigmoid(filt) * torch.nn.functional.softplus(core)"),
+    ("q4e summed squared errors", HW2, "q4e", "float((errors**2).mean())", "float(sum(e**2 for e in errors.tolist()) / len(errors))"),
     ("q4a sklearn", HW2, "q4a", 'float(np.mean(np.abs(results["prediction"] - results["target"])))', '__import__("sklearn.metrics").metrics.mean_absolute_error(results.target, results.prediction)'),
     ("q4b nlargest", HW2, "q4b", 'return results.sort_values("abs_error", ascending=False).head(k).reset_index(drop=True)', 'return results.nlargest(k, "abs_error")'),
     ("q5a other order", HW2, "q5a", '"max_neighbors": [4, 8, 12]', '"max_neighbors": [12, 8, 4]'),
@@ -191,7 +203,7 @@ def test_the_matrix_is_large_enough():
     assert len(BUGS) >= 30 and len(ALTERNATIVES) >= 10
     assert len({b[0] for b in BUGS}) == len(BUGS)
     # every automatically checked question has planted bugs
-    assert {b[2] for b in BUGS if b[2] != MODULE} | {"q3a", "q3b", "q3c"} == set(FULL)
+    assert {b[2] for b in BUGS if b[2] != MODULE} | {"q3e", "q3a", "q3b", "q3c"} == set(FULL)
 
 
 @pytest.mark.slow
@@ -230,8 +242,10 @@ def test_every_correct_alternative_passes(alternative, solved, tmp_path):
 @pytest.mark.slow
 def test_messages_say_what_is_wrong(solved, tmp_path):
     """Swapped (j, d) tuples and an extra layer get messages that name the mistake."""
-    swapped = _variant(solved, tmp_path / "a", HW1, *BUGS[7][2:5])["q2b"].message
-    assert "yours look like (j, distance)" in swapped and "not sorted" not in swapped
-    extra = _variant(solved, tmp_path / "b", HW1, *BUGS[25][2:5])["q3c"].message
+    bugs = {b[0]: b for b in BUGS}
+    swapped = _variant(solved, tmp_path / "a", HW1, *bugs["q2b (j, d) swapped"][2:5])
+    message = swapped["q2b"].message
+    assert "yours look like (j, distance)" in message and "not sorted" not in message
+    extra = _variant(solved, tmp_path / "b", HW1, *bugs["q3c an extra layer"][2:5])["q3c"].message
     assert "has parameters the reference lacks: extra.bias, extra.weight" in extra
     assert "load_state_dict" not in extra and "Error(s)" not in extra

@@ -1,9 +1,9 @@
 """The homework's model module: the layers and the network of part 3.
 
-``GatedConvLayer`` (eq. 4 of Xie & Grossman, PRL 120, 145301, 2018) is given and explained
-line by line in the notebook.  You write ``SharedConvLayer.forward`` (eq. 3), ``pool`` and
-``CrystalGraphNet.forward``.  Do not rename the layers created in ``__init__``: the checks
-copy their weights into the ``cgcnn`` package's own layers and compare the outputs.
+You write ``GatedConvLayer.forward`` (eq. 4 of Xie & Grossman, PRL 120, 145301, 2018),
+``SharedConvLayer.forward`` (eq. 3), ``pool`` and ``CrystalGraphNet.forward``.  Do not rename
+the layers created in ``__init__``: the checks copy their weights into the ``cgcnn`` package's
+own layers and compare the outputs.
 
 Shapes used throughout (one batch of B crystals):
     N atoms, E edges (directed: neighbour j -> centre i), F atom features after the
@@ -19,7 +19,11 @@ from torch import nn
 
 
 class GatedConvLayer(nn.Module):
-    """The gated convolution, eq. 4 (given)."""
+    """The gated convolution, eq. 4.
+
+    v_i' = softplus(v_i + BN(sum_j sigmoid(z_ij W_f + b_f) * softplus(z_ij W_s + b_s))),
+    z_ij = v_i ⊕ v_j ⊕ u_ij
+    """
 
     def __init__(self, atom_fea_len: int, nbr_fea_len: int) -> None:
         super().__init__()
@@ -35,19 +39,30 @@ class GatedConvLayer(nn.Module):
     def forward(
         self, atom_fea: torch.Tensor, edge_index: torch.Tensor, edge_fea: torch.Tensor
     ) -> torch.Tensor:
-        j, i = edge_index  # (E,), (E,): neighbour and centre of every edge
-        z = torch.cat([atom_fea[i], atom_fea[j], edge_fea], dim=1)  # (E, 2F + G)
-        gated = self.bn1(self.fc_full(z))  # (E, 2F)
-        filt, core = gated.chunk(2, dim=1)  # (E, F) each
-        messages = self.sigmoid(filt) * self.softplus_core(core)  # (E, F)
-        summed = torch.zeros_like(atom_fea).index_add(0, i, messages)  # (N, F): sum over j
-        return self.softplus_out(atom_fea + self.bn2(summed))  # (N, F), residual
+        """(N, F) new atom features.
+
+        Args:
+            atom_fea: (N, F); edge_index: (2, E), row 0 = neighbour j, row 1 = centre i;
+            edge_fea: (E, G).
+        """
+        # TODO: return the (N, F) tensor of eq. 4.  Steps: (1) j, i = edge_index; (2) z, the
+        # (E, 2F + G) tensor v_i ⊕ v_j ⊕ u_ij (torch.cat of atom_fea[i], atom_fea[j] and
+        # edge_fea along dim=1, in that order); (3) self.fc_full(z), then self.bn1: (E, 2F);
+        # (4) .chunk(2, dim=1) splits it into the filter (first F columns) and the core;
+        # (5) the messages self.sigmoid(filter) * self.softplus_core(core), (E, F); (6) their
+        # sum over the edges of each centre i, (N, F) (torch.zeros_like(atom_fea).index_add(0,
+        # i, ...)); (7) self.softplus_out(atom_fea + self.bn2(sum)): the residual update.
+        ...
 
 
 class SharedConvLayer(nn.Module):
     """The convolution with one weight matrix shared by all neighbours, eq. 3.
 
     v_i' = softplus(BN((sum_j v_j ⊕ u_ij) W_c + v_i W_s + b))
+
+    The paper's eq. 3 has no batch norm; this layer (like ``cgcnn.nn.SharedConv`` with
+    ``batchnorm=True``, the package's default) adds one before the activation, as the gated
+    layer has (see the notebook, section 3.2).
     """
 
     def __init__(self, atom_fea_len: int, nbr_fea_len: int) -> None:

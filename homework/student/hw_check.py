@@ -18,11 +18,18 @@ import inspect
 import io
 import os
 import traceback
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 TESTS = Path(__file__).resolve().parent / "tests"
+
+# cgcnn's progress bars use tqdm.auto: in a Jupyter kernel without widgets (not needed here)
+# tqdm falls back to text bars and warns "IProgress not found" when it is first imported.  The
+# notebooks import this module before cgcnn, pymatgen and torch_geometric, so that one warning
+# is silenced here, by its message; every other warning is shown.
+warnings.filterwarnings("ignore", message="IProgress not found", category=Warning)
 
 
 class CheckFailure(AssertionError):
