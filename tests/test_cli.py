@@ -175,7 +175,7 @@ def test_cli_reads_a_path(tmp_path: Path, cache_dir, capsys):
     cif.write_text(GOOD_CIF)
     code, out, _ = run(capsys, "featurize", cif, "--cache", cache_dir, "--show")
     assert code == 0
-    assert "one" in out and "1 structures ready" in out
+    assert "one" in out and "1 structure ready" in out
 
 
 def test_import_cgcnn_is_light():

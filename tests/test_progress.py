@@ -93,6 +93,11 @@ def test_line_progress_says_count_share_and_time_left(monkeypatch):
         "featurize: 20/40 structures (50 %), 12 s, ~12 s left",
         "featurize: 30/40 structures (75 %), 30 s, ~10 s left; 2 skipped",
     ]
+    clock = iter([0.0, 3.0, 4.0])
+    quick = progress.LineProgress(40, "featurize", "structure", stream=out)
+    quick.update(40)
+    quick.close()  # done in 4 s: nothing said
+    assert len(out.getvalue().splitlines()) == 2
 
 
 def test_plural_and_durations():

@@ -79,7 +79,7 @@ def _add_original_flags(parser: argparse.ArgumentParser, *, device: str) -> None
     if device == "accelerator":
         parser.add_argument(
             "--disable-cuda", dest="accelerator", action=_Given, nargs=0, constant="cpu",
-            help=argparse.SUPPRESS,
+            default=argparse.SUPPRESS, help=argparse.SUPPRESS,
         )  # fmt: skip
         says = (
             "the original CGCNN's -j/--workers are data-loader workers; here they are "
@@ -88,7 +88,7 @@ def _add_original_flags(parser: argparse.ArgumentParser, *, device: str) -> None
     else:
         parser.add_argument(
             "--disable-cuda", dest="device", action="store_const", const="cpu",
-            help=argparse.SUPPRESS,
+            default=argparse.SUPPRESS, help=argparse.SUPPRESS,
         )  # fmt: skip
         says = (
             "the original CGCNN's -j/--workers are data-loader workers; prediction has none "

@@ -3,7 +3,8 @@
 On a terminal, :func:`progress_bar` is a tqdm bar (rate, time left).  Anywhere else -- a log
 file, CI, a notebook cell, where a bar's carriage returns pile up into one unreadable line
 -- it is a :class:`LineProgress`: one plain line every :data:`LINE_EVERY` seconds and one
-at the end, with the count, the share done, the time spent and the time left.
+at the end, with the count, the share done, the time spent and the time left (work done
+within the first :data:`LINE_EVERY` seconds prints nothing).
 
 Training's epoch lines and bar are :class:`cgcnn.training_progress.TrainingProgress`.  This
 module imports neither torch nor Lightning.
@@ -97,7 +98,9 @@ class LineProgress:
         self.postfix = text
 
     def close(self) -> None:
-        if self.n != self._shown_n:
+        """The last line, for work that has had a line already (work done within
+        :data:`LINE_EVERY` seconds stays silent: nobody waited for it)."""
+        if self._shown_n and self.n != self._shown_n:
             self._line(time.perf_counter())
 
     def _line(self, now: float) -> None:
