@@ -392,3 +392,45 @@ def test_per_atom_against_per_cell_is_told_apart():
     assert said.startswith("the targets look per atom while the model predicts per cell")
     assert per_atom_mismatch(per_atom, per_atom + 0.1, n) is None  # they agree
     assert per_atom_mismatch(per_atom * 5, per_atom, [5, 5, 5, 5]) is None  # cannot tell
+
+
+def test_roc_and_confusion_axes_say_what_they_count(tmp_path, drawn):
+    labels = np.array([0, 1, 0, 1, 1, 0])
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7], [0.55, 0.45], [0.8, 0.2]])
+    roc_plot(labels, probs[:, 1], tmp_path / "roc.png")
+    ax = drawn[-1].axes[0]
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("false positive rate", "true positive rate")
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any(text.startswith("ROC (AUC = ") for text in legend)
+    confusion_matrix_plot(labels, probs.argmax(axis=1), tmp_path / "cm.png")
+    fig = drawn[-1]
+    assert (fig.axes[0].get_xlabel(), fig.axes[0].get_ylabel()) == ("predicted class", "true class")
+    assert fig.axes[1].get_ylabel() == "count"  # the colour bar
+
+
+def test_the_comparison_figure_names_its_metric_and_keeps_maes_above_zero(tmp_path):
+    import pandas as pd
+
+    from cgcnn.comparison import summarize
+    from cgcnn.comparison_report import plot_comparison
+
+    results = pd.DataFrame(
+        {"conv": ["a", "a", "b", "b"], "seed": [0, 1, 0, 1], "test_mae": [1.0, 8.0, 2.0, 2.5]}
+    )
+    summary = summarize(results, ["conv"], "test_mae")
+    results["config"] = list(summary["config"].repeat(2))
+    assert (summary["ci_low"] > 0).all()  # a symmetric t-interval of a gives 4.5 ± 44
+    from matplotlib.figure import Figure
+
+    saved = []
+    original = Figure.savefig
+    Figure.savefig = lambda self, *a, **k: (saved.append(self), original(self, *a, **k))[1]
+    try:
+        plot_comparison(results, summary, "test_mae", tmp_path / "c.png")
+    finally:
+        Figure.savefig = original
+    ax = saved[-1].axes[0]
+    assert ax.get_ylabel() == "test MAE"
+    bars = [c for c in ax.containers if type(c).__name__ == "ErrorbarContainer"]
+    lows = [segment[0][1] for bar in bars for segment in bar.lines[2][0].get_segments()]
+    assert min(lows) > 0
