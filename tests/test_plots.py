@@ -376,7 +376,7 @@ def test_parity_axes_and_box_carry_the_unit_and_dense_data_shows_density(tmp_pat
     parity_plot(many, many + rng.normal(size=5000), tmp_path / "q.png", unit="eV")
     fig = drawn[-1]
     assert len(fig.axes) == 2, "a colour bar beside the density"
-    assert fig.axes[1].get_ylabel() == "crystals per cell"
+    assert fig.axes[1].get_ylabel() == "crystals per hexagon"
     assert type(fig.axes[0].collections[0]).__name__ == "PolyCollection"  # hexagons
 
 

@@ -125,7 +125,7 @@ def plot_learning_curves(results: pd.DataFrame, metric: str, out_png: str | Path
                 warnings.simplefilter("ignore", RuntimeWarning)
                 mean = np.nanmean(table, axis=0)
                 low, high = np.nanmin(table, axis=0), np.nanmax(table, axis=0)
-        epochs = np.arange(length)
+        epochs = np.arange(length) + 1  # counted from 1, as the progress lines count them
         keep = np.isfinite(mean)
         positive = positive and bool((mean[keep] > 0).all())
         colour = f"C{k % 10}"
@@ -142,7 +142,7 @@ def plot_learning_curves(results: pd.DataFrame, metric: str, out_png: str | Path
         ]
         if positive and spread and max(spread) > 8:
             ax.set_yscale("log")
-        ax.set_ylabel(f"{column_used} (mean over seeds; band: min to max)")
+        ax.set_ylabel(f"{metric_label(column_used)} (mean over seeds; band: min to max)")
         ax.legend(fontsize=8)
     from matplotlib.ticker import MaxNLocator
 

@@ -383,7 +383,7 @@ def parity_plot(
             true, pred, gridsize=60, bins="log", mincnt=1, cmap="viridis",
             extent=(lo, hi, lo, hi), zorder=2,
         )  # fmt: skip
-        fig.colorbar(cells, ax=ax, shrink=0.8, label="crystals per cell")
+        fig.colorbar(cells, ax=ax, shrink=0.8, label="crystals per hexagon")
     else:
         ax.scatter(true, pred, color="tab:blue", linewidths=0, zorder=2, **_marker_style(true.size))
     ax.set_xlim(lo, hi)
