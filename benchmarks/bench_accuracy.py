@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -153,6 +154,20 @@ def cross_validate(
     return results
 
 
+def worst_validation_jump(out: Path) -> float:
+    """The largest ``val_mae[e] / min(val_mae[:e])`` over the epochs of every model trained
+    under ``out`` (each ``metrics.csv``): how far a validation curve ever jumped above the
+    best value before it (1: never above it).  NaN without regression curves."""
+    worst = math.nan
+    for log in out.rglob("metrics.csv"):
+        with log.open(newline="") as handle:
+            values = [float(r["val_mae"]) for r in csv.DictReader(handle) if r.get("val_mae")]
+        for e in range(1, len(values)):
+            ratio = values[e] / min(values[:e])
+            worst = ratio if math.isnan(worst) else max(worst, ratio)
+    return worst
+
+
 def summarise(
     task: str, results: list[dict], key: str, out: Path, extra: dict | None = None
 ) -> dict:
@@ -172,13 +187,15 @@ def summarise(
     }
     if "mean_predictor_mae" in results[0]:
         summary["mean_predictor_mae"] = statistics.fmean(r["mean_predictor_mae"] for r in results)
+    summary["worst_validation_jump"] = worst_validation_jump(out)
     summary.update(extra or {})
     (out / f"{task}-summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     spread = f" ± {summary['std']:.4f} (std over {len(values)})" if len(values) > 1 else ""
     median, longest = summary["train_seconds_median"], summary["train_seconds_max"]
     print(
         f"{task}: {key} {summary['mean']:.4f}{spread}; training {median:.0f} s median, "
-        f"{longest:.0f} s max per model.  {ANCHORS[task]}"
+        f"{longest:.0f} s max per model; worst validation jump "
+        f"{summary['worst_validation_jump']:.2f}x the best before it.  {ANCHORS[task]}"
     )
     return summary
 
