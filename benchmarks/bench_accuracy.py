@@ -210,6 +210,7 @@ def spread_calibration(out: Path, folds: int) -> dict | None:
     tables = [
         np.genfromtxt(out / f"fold{k}" / "test_results.csv", delimiter=",", names=True)
         for k in range(folds)
+        if ONLY is None or k in ONLY
     ]
     if "uncertainty" not in (tables[0].dtype.names or ()):
         return None
