@@ -81,6 +81,12 @@ def test_structures_atoms_and_paths_give_the_same_numbers(runs):
     from_structures = model.predict([Structure.from_file(f) for f in files])
     from_atoms = model.predict([ase_read(f) for f in files])
     one = model.predict(Structure.from_file(files[0]))
+    # pymatgen's adaptor returns a subclass of Atoms; mixed in a list with paths and structures
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    adapted = AseAtomsAdaptor.get_atoms(Structure.from_file(files[2]))
+    mixed = model.predict([files[0], Structure.from_file(files[1]), adapted])
+    np.testing.assert_allclose(mixed["target"], from_paths["target"][:3], rtol=1e-6)
     assert list(from_paths["id"]) == [f.stem for f in files]
     assert list(from_structures["id"]) == ["0", "1", "2", "3"]
     np.testing.assert_allclose(from_structures["target"], from_paths["target"], rtol=1e-6)

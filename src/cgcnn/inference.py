@@ -301,12 +301,20 @@ def _is_single(value: Any) -> bool:
 
 def _is_structure(value: Any) -> bool:
     kind = type(value).__name__
-    return kind in ("Structure", "IStructure", "Atoms", "Crystal")
+    return kind in ("Structure", "IStructure", "Crystal") or _is_atoms(value)
+
+
+def _is_atoms(value: Any) -> bool:
+    """ASE ``Atoms``, or a subclass of it (pymatgen's ``AseAtomsAdaptor`` returns one)."""
+    return any(
+        kind.__name__ == "Atoms" and kind.__module__.startswith("ase")
+        for kind in type(value).__mro__
+    )
 
 
 def _as_readable(item: Any) -> Any:
     """ASE ``Atoms`` as a pymatgen ``Structure`` (what the readers take); the rest as is."""
-    if type(item).__name__ == "Atoms":
+    if _is_atoms(item):
         from pymatgen.io.ase import AseAtomsAdaptor
 
         return AseAtomsAdaptor.get_structure(item)
