@@ -47,6 +47,7 @@ def run_demo(
         from cgcnn.demo_data import write_demo_dataset
 
         data = write_demo_dataset(out / "data", n=DEMO_CRYSTALS, seed=DEMO_SEED)
+        options["unit"] = "eV/atom"  # the progress lines and the figures say it
         label = (
             f"{DEMO_CRYSTALS} synthetic ionic crystals made by cgcnn; target: Ewald "
             "(Madelung) electrostatic energy per atom of formal point charges, eV/atom, "
