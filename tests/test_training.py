@@ -302,7 +302,7 @@ def test_load_errors_and_original_checkpoints(tmp_path):
     assert model.config.original_head and info["meta"]["original"]
 
 
-def test_elements_missing_from_the_atom_table_are_named(tmp_path):
+def test_elements_missing_from_the_atom_table_are_named(tmp_path, monkeypatch):
     small_table = AtomFeatures.one_hot(max_z=40)
     with pytest.raises(
         InputError,
@@ -317,7 +317,12 @@ def test_elements_missing_from_the_atom_table_are_named(tmp_path):
     result = _run(tmp_path, "ok", light, atom_features=small_table)
     heavy = tmp_path / "heavy"
     heavy.mkdir()
-    (heavy / "CsCl.cif").write_text(example_structures()["CsCl"].to(fmt="cif"))
+    for k in range(5):  # known elements first: the unknown one comes in a later chunk
+        (heavy / f"a{k}.cif").write_text(make_cif(a=3.8 + 0.05 * k))
+    (heavy / "z-CsCl.cif").write_text(example_structures()["CsCl"].to(fmt="cif"))
+    import cgcnn.prediction
+
+    monkeypatch.setattr(cgcnn.prediction, "PREDICT_CHUNK", 2)  # elements checked per chunk
     with pytest.raises(InputError, match=r"best.ckpt \(its atom feature table\): .*Cs \(Z=55\)"):
         predict(
             result.checkpoint,
@@ -326,6 +331,7 @@ def test_elements_missing_from_the_atom_table_are_named(tmp_path):
             cache_dir=tmp_path / "cache",
             progress=False,
         )
+    assert not (tmp_path / "p.csv").exists()  # no partial predictions
 
 
 def test_ensemble_is_the_mean_of_its_members_with_their_spread(tmp_path, monkeypatch):

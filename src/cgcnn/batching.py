@@ -124,7 +124,7 @@ class GraphBatcher:
         dataset: the dataset (its graphs and targets are read from it).
         packed: hold every graph in flat arrays (default: when the data set has at most
             ``PACK_EDGE_LIMIT`` edges, judged from its first crystals); otherwise each batch
-            reads its graphs from the memory-mapped cache.
+            reads its graphs from the cache.
         edge_expansion: the model's distance expansion (``model.gaussian``); when given and
             the data are packed, every distance is expanded once and batches carry the rows
             as ``edge_gaussians`` (E, G), which the model then uses as they are.

@@ -9,9 +9,14 @@ setting rebuilds exactly what changed and nothing else.
 Why SQLite (Python's standard library, no new dependency): it is one file that scales to
 millions of rows with an index, writes are transactional (a run that fails half-way keeps
 every graph it committed), several processes may read at once while one writes (WAL
-mode), and readers memory-map the file (``PRAGMA mmap_size``), so DataLoader workers share
-the operating system's page cache instead of each holding a copy.  A dataset item is one
-primary-key lookup, ≈ 10 µs.
+mode), and every reader goes through the operating system's page cache, so DataLoader
+workers share it instead of each holding a copy.  A dataset item is one primary-key lookup,
+≈ 10 µs.
+
+Readers do not memory-map the file: a mapped page that has been read counts in the
+process's resident memory until the mapping is closed, so one pass over a 100,000-graph
+cache grew it by 135 MiB (a million graphs would add 1.3 GB).  SQLite's own reads are as
+fast here: 8.8 µs a lookup either way over 100,000 perovskite graphs.
 
 A graph is stored as (little-endian, no pickle)::
 
@@ -174,14 +179,13 @@ class GraphStore:
         return self._conn
 
     def _open(self) -> sqlite3.Connection:
-        if self.readonly:
-            try:
-                conn = sqlite3.connect(f"{self.path.as_uri()}?mode=ro", uri=True, timeout=60)
-            except sqlite3.Error as exc:
-                raise self._cannot_open(exc) from None
-        else:
-            conn = self._open_writer()
-        conn.execute("PRAGMA mmap_size=68719476736")  # map up to 64 GiB; shared page cache
+        if not self.readonly:
+            return self._open_writer()
+        try:
+            conn = sqlite3.connect(f"{self.path.as_uri()}?mode=ro", uri=True, timeout=60)
+        except sqlite3.Error as exc:
+            raise self._cannot_open(exc) from None
+        conn.execute("PRAGMA mmap_size=0")  # read, not mapped: see the module's docstring
         return conn
 
     def _open_writer(self) -> sqlite3.Connection:

@@ -57,7 +57,9 @@ class FeaturizeReport:
     Attributes:
         ids: ids of the usable structures, in source order.
         targets: their targets (None where unknown).
-        rowids: where each graph is in the cache.
+        rowids: where each graph is in the cache.  (``ids`` and ``rowids`` are lists while
+            featurizing; :class:`~cgcnn.dataset.CrystalGraphDataset` turns them into numpy
+            arrays, its own ``ids`` and row ids.)
         featurized / reused: graphs computed now / found in the cache.
         skipped: structures left out (only with ``skip_invalid``).
         short_atoms / short_structures: atoms with fewer than ``max_neighbors`` neighbours
