@@ -132,12 +132,16 @@ class GraphBatcher:
             and give batches their multiplicities as ``edge_weight`` (E,) (only when the
             data set has any); the model's outputs and gradients are unchanged up to
             floating-point rounding.
+        bond_vectors: give batches each edge's vector from centre to neighbour,
+            ``bond_vectors`` (E, 3) float32 in Å (for a model that sees bond angles, see
+            :attr:`cgcnn.nn.CGCNN.needs_bond_vectors`).  Edges are then never merged: two
+            images at the same distance point in different directions.
 
     Calling the batcher with a list of dataset indices returns the ``Batch`` of those
     crystals in that order: ``atomic_numbers`` (N,), ``edge_index`` (2, E) with rows
     (neighbour, centre) offset into the batch, ``distances`` (E,), ``batch`` (N,),
-    ``ptr`` (B + 1,), when the dataset has targets ``y`` (B, T), and when duplicate edges
-    were merged ``edge_weight`` (E,).
+    ``ptr`` (B + 1,), when the dataset has targets ``y`` (B, T), when duplicate edges
+    were merged ``edge_weight`` (E,), and when asked for ``bond_vectors`` (E, 3).
     """
 
     def __init__(
@@ -146,9 +150,11 @@ class GraphBatcher:
         packed: bool | None = None,
         edge_expansion=None,
         merge_edges: bool = True,
+        bond_vectors: bool = False,
     ) -> None:
         self.dataset = dataset
-        self.merge_edges = merge_edges
+        self.with_vectors = bool(bond_vectors)
+        self.merge_edges = merge_edges and not self.with_vectors
         self.targets = None if dataset.targets is None else np.asarray(dataset.targets, np.float32)
         if packed is None:
             packed = self._estimated_edges() <= PACK_EDGE_LIMIT
@@ -196,6 +202,7 @@ class GraphBatcher:
     def _pack(self, chunk: int = 8192) -> None:
         # chunk by chunk, so that no more than `chunk` graph objects live at once
         atoms, edges, numbers, edge_index, distances, weights = [], [], [], [], [], []
+        vectors = []
         for start in range(0, len(self.dataset), chunk):
             graphs = [
                 self.dataset.graph(k) for k in range(start, min(start + chunk, len(self.dataset)))
@@ -208,6 +215,8 @@ class GraphBatcher:
                 np.concatenate([g.edge_index for g in graphs], axis=1).astype(np.int32)
             )
             distances.append(np.concatenate([g.distances for g in graphs]).astype(np.float32))
+            if self.with_vectors:
+                vectors.append(np.concatenate([g.bond_vectors() for g in graphs]))
             if self.merge_edges:
                 crystal = np.repeat(np.arange(len(graphs)), edges[-1])
                 keep, counts = merge_duplicate_edges(crystal, edge_index[-1], distances[-1])
@@ -224,6 +233,9 @@ class GraphBatcher:
         self.atomic_numbers = np.concatenate(numbers or [np.zeros(0, np.int16)])
         self.edge_index = np.concatenate(edge_index or [np.zeros((2, 0), np.int32)], axis=1)
         self.distances = np.concatenate(distances or [np.zeros(0, np.float32)])
+        self.bond_vectors: np.ndarray | None = None
+        if self.with_vectors:
+            self.bond_vectors = np.concatenate(vectors or [np.zeros((0, 3), np.float32)])
         self.edge_weight: np.ndarray | None = None
         if weights and any((w != 1).any() for w in weights):
             self.edge_weight = np.concatenate(weights)
@@ -232,7 +244,7 @@ class GraphBatcher:
         from torch_geometric.data import Batch
 
         idx = np.asarray(indices, dtype=np.int64)
-        edge_features = weights = None
+        edge_features = weights = vectors = None
         if self.packed:
             atoms = self.node_ptr[idx + 1] - self.node_ptr[idx]
             edges = self.edge_ptr[idx + 1] - self.edge_ptr[idx]
@@ -244,6 +256,8 @@ class GraphBatcher:
                 edge_features = torch.from_numpy(self.edge_features[edge_rows])
             if self.edge_weight is not None:
                 weights = torch.from_numpy(self.edge_weight[edge_rows])
+            if self.bond_vectors is not None:
+                vectors = self.bond_vectors[edge_rows]
         else:
             graphs = [self.dataset.graph(int(k)) for k in idx]
             atoms = np.array([g.num_atoms for g in graphs], dtype=np.int64)
@@ -251,6 +265,8 @@ class GraphBatcher:
             numbers = np.concatenate([g.atomic_numbers for g in graphs])
             local = np.concatenate([g.edge_index for g in graphs], axis=1)
             distances = np.concatenate([g.distances for g in graphs]).astype(np.float32)
+            if self.with_vectors:
+                vectors = np.concatenate([g.bond_vectors() for g in graphs])
         ptr = np.concatenate([[0], np.cumsum(atoms)])
         edge_index = local.astype(np.int64) + np.repeat(ptr[:-1], edges)
         batch = Batch(
@@ -267,4 +283,6 @@ class GraphBatcher:
             batch.edge_gaussians = edge_features
         if weights is not None:
             batch.edge_weight = weights
+        if vectors is not None:
+            batch.bond_vectors = torch.from_numpy(np.ascontiguousarray(vectors))
         return batch

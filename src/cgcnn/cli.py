@@ -782,7 +782,9 @@ def cmd_featurize(args: argparse.Namespace) -> int:
         from cgcnn.examples import example_structures
 
         sources.append(example_structures())
-    settings = GraphSettings(args.radius, args.max_neighbors, args.grow_radius, args.min_distance)
+    settings = GraphSettings(
+        args.radius, args.max_neighbors, args.grow_radius, args.min_distance, args.angle_radius
+    )
     resolve_workers(args.workers)  # checked before anything is read
     cache_dir = args.cache_dir or default_cache_dir()
     store = GraphStore(cache_dir)

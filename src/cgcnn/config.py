@@ -112,6 +112,11 @@ def resolve_workers(workers: int | None) -> int:
 #: Bumped whenever the graph construction changes, so cached graphs are rebuilt.
 GRAPH_VERSION = 1
 
+#: Å: the bonds whose angles ``--conv threebody`` sees, unless ``--angle-radius`` says
+#: otherwise.  It covers the first shell of every perovskite (B-X ≈ 2 Å, A-X ≈ 2.8 Å) and the
+#: first two of carbon (1.4-1.6 Å, ≈ 2.5 Å).
+DEFAULT_ANGLE_RADIUS = 3.0
+
 
 @dataclass(frozen=True)
 class GraphSettings:
@@ -123,6 +128,11 @@ class GraphSettings:
         grow_radius: enlarge the radius per structure until every atom has
             ``max_neighbors`` neighbours (at most ``cgcnn.graph.MAX_GROWN_RADIUS``).
         min_distance: two atoms closer than this (Å) make the structure invalid.
+        angle_radius: also keep every neighbour within this (Å), however many there are,
+            so that the bonds this short are complete (their angles then do not depend on
+            which of several equally distant atoms the ``max_neighbors`` cut kept, nor on
+            the choice of cell); ``None``: no such bonds (``--conv threebody`` sets
+            :data:`DEFAULT_ANGLE_RADIUS`).  Left out of the cache key when ``None``.
     """
 
     radius: float = option(8.0, "neighbour cutoff in Å", metavar="R")
@@ -137,6 +147,13 @@ class GraphSettings:
     min_distance: float = option(
         0.5, "reject structures with two atoms closer than D Å", metavar="D"
     )
+    angle_radius: float | None = option(
+        None,
+        "bonds up to A Å are all kept, whatever M says, and --conv threebody sees the angles "
+        "between them (default: 3 Å with --conv threebody, else none)",
+        metavar="A",
+        show_default=False,
+    )
 
     def __post_init__(self) -> None:
         radius, neighbors = self.radius, self.max_neighbors
@@ -148,10 +165,21 @@ class GraphSettings:
             raise InputError("max_neighbors", f"must be >= 1, got {neighbors}")
         if not self.min_distance >= 0:
             raise InputError("min_distance", f"must be >= 0 Å, got {self.min_distance!r}")
+        angle = self.angle_radius
+        if angle is not None and not (
+            isinstance(angle, int | float) and not isinstance(angle, bool) and 0 < angle <= radius
+        ):
+            raise InputError(
+                "angle_radius", f"must be a number of Å in (0, radius={radius:g}], got {angle!r}"
+            )
 
     def key(self) -> str:
-        """A short hash of the settings and of :data:`GRAPH_VERSION`."""
-        blob = json.dumps({**dataclasses.asdict(self), "version": GRAPH_VERSION}, sort_keys=True)
+        """A short hash of the settings and of :data:`GRAPH_VERSION` (``angle_radius`` only
+        when set, so that graphs cached before it existed keep their key)."""
+        values = dataclasses.asdict(self)
+        if values["angle_radius"] is None:
+            del values["angle_radius"]
+        blob = json.dumps({**values, "version": GRAPH_VERSION}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -236,7 +264,8 @@ class ModelOptions:
 
     conv: str = option(
         "edgegated",
-        "edgegated: gated messages, and bond states that every layer updates | gated: the "
+        "edgegated: gated messages, and bond states that every layer updates | threebody: "
+        "edgegated, also seeing bond angles within --angle-radius | gated: the "
         "paper's eq. 4 | shared: eq. 3 | none",
         choices=CONVOLUTIONS,
     )

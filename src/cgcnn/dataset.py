@@ -40,7 +40,9 @@ class CrystalGraphDataset(Dataset):
         max_neighbors: neighbours kept per atom.
         grow_radius: widen the cutoff per structure until every atom has ``max_neighbors``.
         min_distance: atoms closer than this (Å) make a structure invalid.
-        settings: the graph settings as one object; the four above, when given, win over
+        angle_radius: keep every neighbour within this (Å) too (for a model that sees bond
+            angles; see :class:`~cgcnn.config.GraphSettings`).
+        settings: the graph settings as one object; the five above, when given, win over
             it.  Whatever neither gives takes :class:`~cgcnn.config.GraphSettings`'s default
             (8 Å, 12 neighbours, no growing, 0.5 Å).
         cache_dir: the graph cache folder (default :func:`cgcnn.cache.default_cache_dir`);
@@ -75,6 +77,7 @@ class CrystalGraphDataset(Dataset):
         max_neighbors: int | None = None,
         grow_radius: bool | None = None,
         min_distance: float | None = None,
+        angle_radius: float | None = None,
         cache_dir: str | os.PathLike | None = None,
         workers: int | None = None,
         skip_invalid: bool = False,
@@ -88,6 +91,7 @@ class CrystalGraphDataset(Dataset):
             "max_neighbors": max_neighbors,
             "grow_radius": grow_radius,
             "min_distance": min_distance,
+            "angle_radius": angle_radius,
         }
         base = {} if settings is None else dataclasses.asdict(settings)
         self.settings = GraphSettings(

@@ -94,6 +94,14 @@ class CrystalGraph:
     def num_edges(self) -> int:
         return int(self.distances.shape[0])
 
+    def bond_vectors(self) -> np.ndarray:
+        """(E, 3) float32 vectors from each centre i to its neighbour j's image, Å:
+        ``pos[j] + offsets @ cell - pos[i]`` (their norms are ``distances``)."""
+        j, i = self.edge_index
+        pos = self.pos.astype(np.float64)
+        vectors = pos[j] - pos[i] + self.offsets.astype(np.float64) @ self.cell
+        return vectors.astype(np.float32)
+
     def neighbor_counts(self) -> np.ndarray:
         """(N,) number of kept neighbours of each atom."""
         return np.bincount(self.edge_index[1], minlength=self.num_atoms)
@@ -126,6 +134,7 @@ def featurize(
     *,
     grow_radius: bool = GraphSettings.grow_radius,
     min_distance: float = GraphSettings.min_distance,
+    angle_radius: float | None = None,
     source: str | None = None,
 ) -> CrystalGraph:
     """Build the crystal graph of one structure.
@@ -136,10 +145,13 @@ def featurize(
         max_neighbors: the nearest neighbours kept per atom.
         grow_radius: enlarge the radius until every atom has ``max_neighbors`` neighbours.
         min_distance: atoms closer than this (Å) raise :class:`InputError`.
+        angle_radius: also keep every neighbour within this (Å), beyond ``max_neighbors``
+            if need be (see :class:`~cgcnn.config.GraphSettings`).
         source: a file name or id for error messages.
 
     Returns:
-        A :class:`CrystalGraph` with N atoms and E <= N * max_neighbors edges.
+        A :class:`CrystalGraph` with N atoms and E edges: at most N * max_neighbors, plus
+        the neighbours within ``angle_radius`` beyond them.
 
     Raises:
         InputError: invalid settings, a disordered or degenerate structure, two atoms
@@ -148,7 +160,7 @@ def featurize(
             search: :func:`estimate_pairs` times :data:`BYTES_PER_PAIR` against
             :func:`memory_limit`).
     """
-    settings = GraphSettings(radius, max_neighbors, grow_radius, min_distance)
+    settings = GraphSettings(radius, max_neighbors, grow_radius, min_distance, angle_radius)
     crystal = (
         structure if isinstance(structure, Crystal) else Crystal.from_structure(structure, source)
     )
@@ -191,15 +203,21 @@ def build_graph(
     #    then runs on ~M pairs per atom instead of every pair within the radius (~340 per
     #    atom at 8 Å in carbon24).
     idx = _within_kth_nearest(centre, dist, counts, settings.max_neighbors)
+    angle_radius = settings.angle_radius
+    if angle_radius is not None:  # and every pair within the angle radius
+        idx = np.union1d(idx, np.flatnonzero(dist <= angle_radius))
     c, j, d, img = centre[idx], neighbor[idx], dist[idx], image[idx]
 
     # 2. Order: centre, rounded distance, Z_j, j, image (np.lexsort: last key is primary).
     order = np.lexsort(
         (img[:, 2], img[:, 1], img[:, 0], j, numbers[j], np.round(d, _TIE_DECIMALS), c)
     )
-    # 3. Keep the first max_neighbors of each centre.
+    # 3. Keep the first max_neighbors of each centre (and all within the angle radius).
     rank = _rank_in_group(np.bincount(c, minlength=n_atoms))
-    kept = order[rank < settings.max_neighbors]
+    keep = rank < settings.max_neighbors
+    if angle_radius is not None:
+        keep |= d[order] <= angle_radius
+    kept = order[keep]
 
     return CrystalGraph(
         atomic_numbers=numbers,

@@ -16,7 +16,7 @@ from cgcnn.errors import InputError
 ACTIVATIONS = ("softplus", "relu", "silu", "sigmoid", "tanh")
 POOLINGS = ("mean", "max", "sum", "attention")
 READOUTS = ("pooled", "site")
-CONVOLUTIONS = ("gated", "shared", "edgegated", "none")
+CONVOLUTIONS = ("gated", "shared", "edgegated", "threebody", "none")
 TASKS = ("regression", "classification")
 LOSSES = ("huber", "mse", "l1")
 OPTIMIZERS = ("adamw", "adam", "sgd")

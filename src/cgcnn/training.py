@@ -30,12 +30,19 @@ from torch.utils.data import DataLoader, Sampler, Subset
 
 from cgcnn.batching import GraphBatcher, IndexDataset
 from cgcnn.checkpoint import SafeCheckpointIO, read_checkpoint
-from cgcnn.config import COMPUTED, RunSettings, TrainConfig, train_signature
+from cgcnn.config import (
+    COMPUTED,
+    DEFAULT_ANGLE_RADIUS,
+    RunSettings,
+    TrainConfig,
+    train_signature,
+)
 from cgcnn.dataset import CrystalGraphDataset
 from cgcnn.elements import require_elements, resolve_atom_features
 from cgcnn.errors import InputError, first_line
 from cgcnn.files import make_folder, write_json
 from cgcnn.logs import EpochLog
+from cgcnn.nn.convs import CONVOLUTION_LAYERS
 from cgcnn.nn.model import CGCNN, CGCNNConfig
 from cgcnn.resume import ResumePlan, fingerprint, plan_resume, refuse_finished_out
 from cgcnn.splits import Split, random_split, split_from_file
@@ -177,6 +184,7 @@ _DATASET_OPTIONS = (
     "max_neighbors",
     "grow_radius",
     "min_distance",
+    "angle_radius",
     "cache_dir",
     "workers",
     "skip_invalid",
@@ -290,6 +298,13 @@ def _train(data: Any, out: Path, settings: RunSettings) -> TrainResult:
         options["radius"] = start.model.config.radius
         options["max_neighbors"] = start.max_neighbors
         options["grow_radius"] = start.grow_radius
+        if start.model.needs_bond_vectors:
+            options["angle_radius"] = start.model.config.angle_radius
+    angles = CONVOLUTION_LAYERS[
+        model_options.conv if start is None else start.model.config.conv
+    ].sees_angles
+    if angles and options["angle_radius"] is None:
+        options["angle_radius"] = DEFAULT_ANGLE_RADIUS  # the bonds whose angles it sees
     if ensemble > 1:
         return _train_ensemble(data, out, ensemble, options, jobs)
     if run.accelerator == "cpu":
@@ -305,7 +320,8 @@ def _train(data: Any, out: Path, settings: RunSettings) -> TrainResult:
         raise InputError(str(data), f"has {len(dataset)} crystal(s); training needs more")
 
     features = resolve_atom_features(atom_features) if start is None else start.features
-    batcher = GraphBatcher(dataset)  # reads every graph once, for all epochs
+    # reads every graph once, for all epochs; a model that sees angles needs bond vectors
+    batcher = GraphBatcher(dataset, bond_vectors=angles)
     said = dataset.report.list_skipped(
         out / "skipped.csv" if data_options.skipped is None else data_options.skipped
     )
@@ -359,6 +375,7 @@ def _train(data: Any, out: Path, settings: RunSettings) -> TrainResult:
             batchnorm=model_options.batchnorm,
             readout=model_options.readout,
             radius=settings.graph.radius,
+            angle_radius=options["angle_radius"] if angles else 0.0,
             **run_config,
         )
     else:

@@ -5,5 +5,14 @@ from cgcnn.nn.gated_conv import GatedConv
 from cgcnn.nn.model import CGCNN, CGCNNConfig
 from cgcnn.nn.pooling import Pooling
 from cgcnn.nn.shared_conv import SharedConv
+from cgcnn.nn.three_body import ThreeBodyConv
 
-__all__ = ["CGCNN", "CGCNNConfig", "EdgeGatedConv", "GatedConv", "Pooling", "SharedConv"]
+__all__ = [
+    "CGCNN",
+    "CGCNNConfig",
+    "EdgeGatedConv",
+    "GatedConv",
+    "Pooling",
+    "SharedConv",
+    "ThreeBodyConv",
+]

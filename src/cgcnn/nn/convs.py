@@ -7,6 +7,8 @@ name           layer                                       bond features it take
 ``gated``      :class:`~cgcnn.nn.GatedConv` (eq. 4)         Gaussians (E, G), fixed
 ``shared``     :class:`~cgcnn.nn.SharedConv` (eq. 3)        Gaussians (E, G), fixed
 ``edgegated``  :class:`~cgcnn.nn.EdgeGatedConv`             bond states (E, F), updated
+``threebody``  :class:`~cgcnn.nn.ThreeBodyConv`             bond states, updated, and the
+                                                           angles between short bonds
 ``none``       no convolution (the baseline)               -
 =============  ==========================================  ===========================
 
@@ -25,6 +27,7 @@ from cgcnn.nn.edge_gated_conv import EdgeGatedConv
 from cgcnn.nn.gated_conv import GatedConv
 from cgcnn.nn.resolve import make_activation
 from cgcnn.nn.shared_conv import SharedConv
+from cgcnn.nn.three_body import ThreeBodyConv
 
 
 @dataclass(frozen=True)
@@ -35,10 +38,13 @@ class Convolution:
         layer: the layer class (``None``: no convolution).
         updates_edges: its layers take and return bond states (E, F) that an embedding of
             the Gaussians starts; otherwise they read the Gaussians (E, G) as they are.
+        sees_angles: its layers also take the triplets of short bonds and their basis
+            (:mod:`cgcnn.nn.three_body`); batches must carry bond vectors, unmerged.
     """
 
     layer: type[nn.Module] | None
     updates_edges: bool = False
+    sees_angles: bool = False
 
 
 #: name -> convolution, in the order of ``--conv``'s choices
@@ -46,6 +52,7 @@ CONVOLUTION_LAYERS: dict[str, Convolution] = {
     "gated": Convolution(GatedConv),
     "shared": Convolution(SharedConv),
     "edgegated": Convolution(EdgeGatedConv, updates_edges=True),
+    "threebody": Convolution(ThreeBodyConv, updates_edges=True, sees_angles=True),
     "none": Convolution(None),
 }
 if tuple(CONVOLUTION_LAYERS) != CONVOLUTIONS:  # pragma: no cover - a developer's slip

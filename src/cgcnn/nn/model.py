@@ -15,11 +15,13 @@ import torch
 from torch import nn
 from torch_geometric.nn import global_add_pool, global_mean_pool
 
+from cgcnn.config import DEFAULT_ANGLE_RADIUS
 from cgcnn.gaussian import GaussianExpansion
 from cgcnn.names import ACTIVATIONS, CONVOLUTIONS, POOLINGS, READOUTS, TASKS, resolve
 from cgcnn.nn.convs import CONVOLUTION_LAYERS, make_convolutions
 from cgcnn.nn.pooling import Pooling
 from cgcnn.nn.resolve import make_activation
+from cgcnn.nn.three_body import AngleBasis, bond_vectors, find_triplets
 
 #: settings added after version 0.1, and the values its checkpoints were trained with
 LEGACY: dict[str, Any] = {"edge_messages": False}
@@ -36,7 +38,9 @@ class CGCNNConfig:
         h_fea_len: width of the hidden layers after pooling (original: 128).
         n_h: number of hidden layers after pooling (original: 1).
         conv: ``gated`` (eq. 4) | ``shared`` (eq. 3) | ``edgegated`` (edge-gated, with edge
-            states updated by every layer: :class:`~cgcnn.nn.EdgeGatedConv`) | ``none``.
+            states updated by every layer: :class:`~cgcnn.nn.EdgeGatedConv`) |
+            ``threebody`` (edge-gated after a three-body update of the bonds from the angles
+            between them: :class:`~cgcnn.nn.ThreeBodyConv`) | ``none``.
         pooling: ``mean | max | sum | attention`` (ignored when ``extensive``).
         activation: ``softplus | relu | silu | sigmoid | tanh``.
         batchnorm: batch norms inside the convolutions.
@@ -57,6 +61,10 @@ class CGCNNConfig:
             atom, then the mean of the per-site outputs: each site's output is its
             contribution; ``pooling`` is then not used).  Extensive models always sum
             per-site outputs.
+        angle_radius: ``threebody`` only: bonds up to this (Å) form the triplets whose
+            angles the model sees (default :data:`cgcnn.config.DEFAULT_ANGLE_RADIUS`); the
+            graphs must keep every neighbour within it
+            (:attr:`cgcnn.config.GraphSettings.angle_radius`).
         target_names: names of the targets (columns of the output files).
         target_units: their units (``""`` where unknown), for tables and figures.
         class_names: names of the classes.
@@ -81,6 +89,7 @@ class CGCNNConfig:
     original_head: bool = False
     readout: str = "pooled"
     edge_messages: bool = True
+    angle_radius: float = 0.0
     target_names: list[str] = field(default_factory=list)
     target_units: list[str] = field(default_factory=list)
     class_names: list[str] = field(default_factory=list)
@@ -102,6 +111,14 @@ class CGCNNConfig:
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         self.readout = resolve("readout", self.readout, READOUTS)
+        if CONVOLUTION_LAYERS[self.conv].sees_angles:
+            if not self.angle_radius > 0:
+                self.angle_radius = DEFAULT_ANGLE_RADIUS
+            if self.angle_radius > self.radius:
+                raise ValueError(
+                    f"angle_radius ({self.angle_radius:g} Å) must not exceed the graph radius "
+                    f"({self.radius:g} Å)"
+                )
 
     @property
     def n_outputs(self) -> int:
@@ -155,6 +172,8 @@ class CGCNN(nn.Module):
         if edge_embedding is not None:
             # the Gaussians (E, G) -> the first edge states (E, F)
             self.edge_embedding = edge_embedding
+        if self.needs_bond_vectors:
+            self.angle_basis = AngleBasis(c.angle_radius)
         self.convs = convs
         self.pool = Pooling("sum" if c.extensive else c.pooling, c.atom_fea_len)
         self.conv_to_fc = nn.Linear(c.atom_fea_len, c.h_fea_len)
@@ -194,6 +213,20 @@ class CGCNN(nn.Module):
             edge_attr = self.gaussian(batch.distances)  # (E, G)
         # (E,) multiplicities when GraphBatcher merged identical periodic-image edges
         edge_weight = getattr(batch, "edge_weight", None)
+        if self.needs_bond_vectors:
+            if edge_weight is not None:
+                raise ValueError(
+                    "a model that sees bond angles needs unmerged edges: batch with "
+                    "GraphBatcher(..., bond_vectors=True)"
+                )
+            triplets = find_triplets(
+                batch.edge_index, batch.distances, bond_vectors(batch), self.config.angle_radius
+            )
+            basis = self.angle_basis(triplets, batch.distances)  # (T, B)
+            edge_state = self.edge_embedding(edge_attr)  # (E, F)
+            for conv in self.convs:
+                x, edge_state = conv(x, batch.edge_index, edge_state, None, triplets, basis)
+            return x
         if CONVOLUTION_LAYERS[self.config.conv].updates_edges:
             edge_state = self.edge_embedding(edge_attr)  # (E, F)
             for conv in self.convs:
@@ -245,6 +278,13 @@ class CGCNN(nn.Module):
             return per_atom * self.target_std + self.target_mean
         reference = self.atom_table[batch.atomic_numbers] @ self.ref_coef + self.ref_bias
         return per_atom * self.target_std + reference
+
+    @property
+    def needs_bond_vectors(self) -> bool:
+        """Whether the model sees bond angles: its batches must carry bond vectors (or
+        ``pos``, ``cell`` and ``offsets``), with no merged edges
+        (``GraphBatcher(..., bond_vectors=True)``)."""
+        return CONVOLUTION_LAYERS[self.config.conv].sees_angles
 
     @property
     def has_site_contributions(self) -> bool:
