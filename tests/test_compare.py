@@ -90,7 +90,7 @@ def test_grid_values_are_converted():
 
 
 BAD_GRIDS = [
-    (["conv=gated,bogus"], ["conv='bogus'", "gated, shared, edgegated, none"]),
+    (["conv=gated,bogus"], ["conv='bogus'", "gated, shared, edgegated, threebody, none"]),
     (["pooling=avg"], ["mean, max, sum, attention"]),
     (["activation=gelu"], ["softplus, relu, silu, sigmoid, tanh"]),
     (["optim=adagrad"], ["adamw, adam, sgd"]),

@@ -165,7 +165,8 @@ def test_bad_options_are_clear(tmp_path):
     with pytest.raises(
         ValueError,
         match=(
-            "convolution: unknown convolution 'gcn'; choose one of: gated, shared, edgegated, none"
+            "convolution: unknown convolution 'gcn'; choose one of: gated, shared, edgegated, "
+            "threebody, none"
         ),
     ):
         _run(tmp_path, "run", conv="gcn")

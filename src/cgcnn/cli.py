@@ -336,20 +336,17 @@ Example:
 
 
 def _add_compare_parser(commands) -> None:
-    import textwrap
-
     cmp = commands.add_parser(
         "compare",
         help="train a grid of settings over several seeds and compare them with statistics",
-        description=textwrap.fill(
+        description=(
             "Train every combination of the --grid values with --seeds seeds (one 'cgcnn "
             "train' run each, in OUT/runs/<configuration>/seed<k>/), then write results.csv "
             "(a row per run), summary.csv (per configuration: mean, std, 95 % confidence "
             "interval, rank, paired t-test against the best), comparison.png, "
             "learning_curves.png and report.md to --out. The grid is checked before anything "
             "runs; each graph setting is featurized once; finished runs are never redone, so "
-            "an interrupted comparison continues where it stopped when run again.",
-            width=88,
+            "an interrupted comparison continues where it stopped when run again."
         ),
         epilog=_COMPARE_EPILOG,
         formatter_class=_Formatter,
@@ -532,17 +529,14 @@ the embedding map is drawn, and one line says why.
 
 
 def _add_explain_parser(commands) -> None:
-    import textwrap
-
     exp = commands.add_parser(
         "explain",
         help="which atoms make the predictions: contributions by element and role, figures",
-        description=textwrap.fill(
+        description=(
             "Explain CHECKPOINT's predictions on DATA: per-site contributions (models trained "
             "with --readout site or --extensive), their mean per element and crystallographic "
             "role (A site, B site, anion, found from the structure), periodic-table and "
-            "crystal figures, and a map of the crystal embeddings.",
-            width=88,
+            "crystal figures, and a map of the crystal embeddings."
         ),
         epilog=_EXPLAIN_EPILOG,
         formatter_class=_Formatter,

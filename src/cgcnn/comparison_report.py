@@ -93,7 +93,7 @@ def _curve_column(log: Mapping[str, np.ndarray], metric: str) -> str | None:
 
 def plot_learning_curves(results: pd.DataFrame, metric: str, out_png: str | Path) -> Path:
     """The validation curve of every configuration, averaged over its seeds."""
-    from cgcnn.plots import read_epoch_log
+    from cgcnn.plots import log_if_wide, read_epoch_log
 
     fig = _figure(7.0, 4.5)
     ax = fig.add_subplot()
@@ -134,14 +134,8 @@ def plot_learning_curves(results: pd.DataFrame, metric: str, out_png: str | Path
     if column_used is None:
         ax.text(0.5, 0.5, "no validation curves", transform=ax.transAxes, ha="center")
     else:
-        lines = ax.get_lines()
-        spread = [
-            np.nanmax(line.get_ydata()) / max(np.nanmin(line.get_ydata()), 1e-12)
-            for line in lines
-            if len(line.get_ydata())
-        ]
-        if positive and spread and max(spread) > 8:
-            ax.set_yscale("log")
+        if positive:  # the learning curves' rule (cgcnn.plots.LOG_SPAN)
+            log_if_wide(ax, np.concatenate([line.get_ydata() for line in ax.get_lines()]))
         ax.set_ylabel(f"{metric_label(column_used)} (mean over seeds; band: min to max)")
         ax.legend(fontsize=8)
     from matplotlib.ticker import MaxNLocator

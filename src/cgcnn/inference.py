@@ -81,7 +81,7 @@ class TrainedModel:
         self.target_names = list(config.target_names) or [
             f"target{k}" if config.n_targets > 1 else "target" for k in range(config.n_targets)
         ]
-        known = list(getattr(config, "target_units", []))
+        known = list(config.target_units)
         known += [""] * (len(self.target_names) - len(known))
         self.units = dict(zip(self.target_names, known, strict=False))
         # an original model reads the original's own graphs (cgcnn.compat), not these

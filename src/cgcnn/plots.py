@@ -212,7 +212,7 @@ LOSS_NAMES = {
 LOG_SPAN = 10.0
 
 
-def _log_if_wide(ax: Axes, values: np.ndarray) -> None:
+def log_if_wide(ax: Axes, values: np.ndarray) -> None:
     """A log y axis when the positive ``values`` span more than :data:`LOG_SPAN`."""
     values = values[np.isfinite(values)]
     if values.size and values.min() > 0 and values.max() / values.min() > LOG_SPAN:
@@ -263,7 +263,7 @@ def learning_curve(
         _note(ax_loss, "no loss in the log")
     else:
         ax_loss.legend(loc="upper right")
-        _log_if_wide(ax_loss, np.concatenate([f[1] for f in (train, val) if f is not None]))
+        log_if_wide(ax_loss, np.concatenate([f[1] for f in (train, val) if f is not None]))
     ax_loss.set_xlabel("epoch")
     ax_loss.set_ylabel(LOSS_NAMES.get(loss, "loss"))
     ax_loss.set_title("loss")
@@ -297,7 +297,7 @@ def learning_curve(
             + (f" {unit}" if unit and metric_label(name, unit) != metric_label(name) else ""),
         )
         ax_metric.legend(loc="best")
-        _log_if_wide(ax_metric, values)
+        log_if_wide(ax_metric, values)
         ax_metric.set_ylabel(metric_label(name, unit))
         ax_metric.set_title(metric_label(name))
     else:

@@ -254,7 +254,7 @@ def _metrics(config, predictions, targets, plots_dir) -> dict[str, float]:
             from cgcnn.plots import parity_plot
 
             png = "parity.png" if len(names) == 1 else f"parity_{name}.png"
-            units = list(getattr(config, "target_units", []))
+            units = list(config.target_units)
             unit = units[k] if k < len(units) else ""
             parity_plot(
                 targets[:, k], predictions[:, k], Path(plots_dir) / png, label=name, unit=unit
