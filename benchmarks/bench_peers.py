@@ -27,7 +27,7 @@ predictions, training seconds, parameter count, epochs and the settings it had t
 **Equal budget.**  Each peer gets the wall-clock training time of our default model on the
 same fold (``--budget S`` gives a fixed one instead): ``wall_seconds`` of ``cgcnn train``'s
 ``metrics.json`` (the ensemble's wall time: its members train side by side on the two
-cores).  ALIGNN and cgcnn2 time a probe epoch first and set their epochs to fit (ALIGNN's
+cores).  ALIGNN and cgcnn2 time probe epochs first and set their epochs to fit (ALIGNN's
 one-cycle schedule needs its length up front); matgl's trainers stop on the wall clock
 (Lightning's ``max_time``).  Only what the budget forces (or what does not run here) is
 changed from a peer's defaults, and every change is listed per fold (``changes``).
