@@ -500,7 +500,14 @@ def test_ctrl_c_during_a_single_model_run_is_one_line_and_status_130(tmp_path):
     out = tmp_path / "run"
     command = [sys.executable, "-m", "cgcnn", "train", str(data), "--out", str(out)]
     command += [*TINY_ARGS, "--epochs", "100000", "--patience", "0", "--cache", str(tmp_path)]
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    # Ctrl-C as at a terminal: a shell that starts the tests in the background (`cmd &`)
+    # hands its children SIGINT ignored, and Python then keeps ignoring it
+    process = subprocess.Popen(
+        command,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.monotonic() + 120
     while not (out / "last.ckpt").is_file() and time.monotonic() < deadline:
         time.sleep(0.05)
