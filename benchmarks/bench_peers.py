@@ -44,6 +44,7 @@ a task the table says why.
     python benchmarks/bench_peers.py metal --tools alignn,megnet,m3gnet --budget 300
     python benchmarks/bench_peers.py carbon24 --only 0 --budget 20 --limit 600   # smoke test
     python benchmarks/bench_peers.py homework --tools megnet,ours
+    python benchmarks/bench_peers.py perov5 --report --ours bench-accuracy   # the table so far
 
 Results stay in ``--out`` (default ``bench-peers/``): ``OUT/TASK/TOOL/foldK/result.json``
 and ``test_predictions.csv`` per fold (a finished fold is reused when the budget is the
@@ -350,6 +351,40 @@ def our_epochs(out: Path) -> list[int]:
 # The benchmark
 
 
+def our_result(task: str, ours_dir: Path) -> dict | None:
+    """Our finished fold in ``ours_dir`` as a result row, or None if it has not run."""
+    path = ours_dir / "metrics.json"
+    if not path.is_file():
+        return None
+    ours = json.loads(path.read_text())
+    key = "test_roc_auc" if TASKS[task]["kind"] == "classification" else "test_mae"
+    seconds = wall_seconds(ours)
+    return {
+        "metric": float(ours[key]),
+        "train_seconds": seconds,
+        "budget": seconds,
+        "parameters": our_parameters(ours_dir),
+        "epochs": our_epochs(ours_dir) or ours.get("epochs_run"),
+        "changes": [],
+    }
+
+
+def report_fold(
+    task: str, tools: list[str], k: int, ours_dir: Path, out: Path, fold: str, results: dict
+) -> None:
+    """Collect fold k's finished results (``--report``): nothing is trained."""
+    for tool in tools:
+        if tool == "ours":
+            row = our_result(task, ours_dir)
+        elif (tool, task) in CANNOT:
+            continue
+        else:
+            saved = out / tool / fold / "result.json"
+            row = json.loads(saved.read_text()) if saved.is_file() else None
+        if row is not None:
+            results[tool][k] = row
+
+
 def fmt(value: float, task: str) -> str:
     if math.isnan(value):
         return "n/a"
@@ -446,6 +481,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--limit", type=int, help="only the first N crystals of the data (smoke tests)"
     )
+    parser.add_argument(
+        "--report",
+        action="store_true",
+        help="train nothing: print the table of the folds finished so far (each at the budget "
+        "it ran with), so runs made with different --only or --tools are reported together",
+    )
+    parser.add_argument(
+        "--ours",
+        metavar="DIR",
+        help="our results from a bench_accuracy.py run instead of training ours here: its "
+        "--out folder (DIR/TASK/foldK/metrics.json; homework: DIR/homework/run)",
+    )
     args = parser.parse_args(argv)
     tools = [t.strip() for t in args.tools.split(",") if t.strip()]
     unknown = set(tools) - set(TOOLS)
@@ -470,7 +517,7 @@ def main(argv: list[str] | None = None) -> int:
     envs = Path(args.envs).expanduser()
     pythons = {}
     for tool in tools:
-        if tool != "ours" and (tool, task) not in CANNOT:
+        if tool != "ours" and (tool, task) not in CANNOT and not args.report:
             pythons[tool] = ensure_env(tool, envs)
 
     results: dict[str, dict] = {tool: {} for tool in tools}
@@ -485,20 +532,19 @@ def main(argv: list[str] | None = None) -> int:
         parts = {p: [index[i] for i in ids if roles.get(i) == p] for p in ("train", "val", "test")}
         test = parts["test"]
         budget = args.budget
+        ours_dir = out / "ours" / fold
+        if args.ours:
+            ours_dir = Path(args.ours) / task / ("run" if task == "homework" else fold)
+        if args.report:
+            report_fold(task, tools, k, ours_dir, out, fold, results)
+            continue
         if budget is None or "ours" in tools:
-            ours = train(data, out / "ours" / fold, ["--split", str(split), *options])
+            ours = train(data, ours_dir, ["--split", str(split), *options])
             key = "test_roc_auc" if TASKS[task]["kind"] == "classification" else "test_mae"
             if budget is None:
                 budget = wall_seconds(ours)
             if "ours" in tools:
-                results["ours"][k] = {
-                    "metric": float(ours[key]),
-                    "train_seconds": wall_seconds(ours),
-                    "budget": wall_seconds(ours),
-                    "parameters": our_parameters(out / "ours" / fold),
-                    "epochs": our_epochs(out / "ours" / fold) or ours.get("epochs_run"),
-                    "changes": [],
-                }
+                results["ours"][k] = our_result(task, ours_dir)
                 print(f"fold {k}: ours {fmt(float(ours[key]), task)}, {budget:.0f} s", flush=True)
         for tool in tools:
             if tool == "ours" or (tool, task) in CANNOT:
