@@ -83,6 +83,21 @@ def test_unknown_and_bad_settings_are_one_line():
     assert settings.given == {"dropout", "lr"}
 
 
+def test_the_readout_is_per_site_unless_a_pooling_is_asked_for():
+    def model(**options):
+        settings = RunSettings.from_options(options)
+        return settings.model.readout, settings.model.pooling
+
+    assert model() == ("site", "mean")
+    assert model(pooling="max") == ("pooled", "max")
+    assert model(pooling="mean") == ("pooled", "mean")  # a pooling given: the pooled readout
+    assert model(readout="pooled") == ("pooled", "mean")
+    assert model(readout="site", pooling="mean") == ("site", "mean")  # what config.yaml holds
+    with pytest.raises(InputError, match="--pooling: sum pools the atom vectors before the head"):
+        model(readout="site", pooling="sum")
+    assert model(**PRESETS["original"]) == ("pooled", "mean")
+
+
 def test_preset_original_sets_only_known_settings():
     known = fields_by_name()
     assert set(PRESETS["original"]) <= set(known)

@@ -256,7 +256,7 @@ def runs(tmp_path_factory):
     found = {"data": data}
     kinds = (
         ("site", ["--readout", "site", "--unit", "eV/cell"]),
-        ("pooled", []),
+        ("pooled", ["--readout", "pooled"]),
         ("extensive", ["--extensive"]),
     )
     for name, extra in kinds:

@@ -36,7 +36,7 @@ def _cli_predictions(tmp_path, checkpoint, data, *extra) -> dict[str, dict[str, 
 def runs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("runs")
     return {
-        "single": _train(tmp, "single", "--ensemble", "1") / "best.ckpt",
+        "single": _train(tmp, "single", "--ensemble", "1", "--readout", "pooled") / "best.ckpt",
         "ensemble": _train(tmp, "ensemble", "--ensemble", "2", "--jobs", "1") / "ensemble.json",
         "extensive": _train(tmp, "extensive", "--ensemble", "1", "--extensive", "--unit", "eV/cell")
         / "best.ckpt",

@@ -618,6 +618,7 @@ _RECORDED = {
         "conv",
         "activation",
         "pooling",
+        "readout",
         "batchnorm",
         "atom_fea_len",
         "n_conv",
@@ -657,6 +658,15 @@ def _recorded_options(run_dir: Path) -> dict[str, Any]:
     return recorded
 
 
+def _with_readout(options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` with the readout and pooling a run resolves them to (each one's default
+    depends on the other)."""
+    from cgcnn.config import resolve_readout
+
+    readout, pooling = resolve_readout(options.get("readout"), options.get("pooling"))
+    return {**options, "readout": readout, "pooling": pooling}
+
+
 def _check_same(run_dir: Path, identity: Mapping[str, Any]) -> None:
     saved_path = run_dir / "options.json"
     if not saved_path.is_file():
@@ -666,10 +676,9 @@ def _check_same(run_dir: Path, identity: Mapping[str, Any]) -> None:
     # the run's hparams.yaml records (a default may have changed since); an option that
     # neither records (made before the option existed) counts as today's default
     defaults = {k: jsonable(v[2]) for k, v in grid_options().items()}
-    used = {**defaults, **_recorded_options(run_dir), **saved}
-    differ = sorted(
-        k for k in set(used) | set(identity) if used.get(k) != identity.get(k, defaults.get(k))
-    )
+    used = _with_readout({**defaults, **_recorded_options(run_dir), **saved})
+    expected = _with_readout({**defaults, **identity})
+    differ = sorted(k for k in set(used) | set(expected) if used.get(k) != expected.get(k))
     if differ:
         raise InputError(
             str(run_dir),

@@ -258,6 +258,15 @@ class DataOptions:
         resolve_workers(self.workers)
 
 
+def resolve_readout(readout: str | None, pooling: str | None) -> tuple[str, str]:
+    """(readout, pooling) as a run uses them: not given, the readout is ``site``, or
+    ``pooled`` when a pooling is given (asking for a pooling asks for the pooled readout);
+    the pooling is ``mean`` when not given."""
+    if readout is None:
+        readout = "site" if pooling is None else "pooled"
+    return readout, pooling or "mean"
+
+
 @dataclass
 class ModelOptions:
     """The network (see :class:`cgcnn.nn.CGCNNConfig` for what each part does)."""
@@ -269,13 +278,21 @@ class ModelOptions:
         "paper's eq. 4 | shared: eq. 3 | none",
         choices=CONVOLUTIONS,
     )
-    pooling: str = option("mean", "crystal pooling of the atoms", choices=POOLINGS)
-    readout: str = option(
-        "pooled",
-        "pooled: pool the atoms, then the head | site: the head on every atom, then the mean "
-        "of the per-site values (each site's value is its contribution; --pooling unused); "
+    pooling: str | None = option(
+        None,
+        "pool the atom vectors, then apply the head (--readout pooled): mean, max, sum or "
+        "attention. Not given: --readout site",
+        choices=POOLINGS,
+        show_default=False,
+    )
+    readout: str | None = option(
+        None,
+        "site: the head on every atom, then the mean of the per-site values (each site's value "
+        "is its contribution to the prediction) | pooled: pool the atoms with --pooling, then "
+        "the head (the paper's). Default: site, or pooled when --pooling is given; "
         "--extensive always sums per-site values",
         choices=READOUTS,
+        show_default=False,
     )
     activation: str = option("silu", "activation (softplus: the paper's)", choices=ACTIVATIONS)
     batchnorm: bool = option(
@@ -308,8 +325,15 @@ class ModelOptions:
 
     def __post_init__(self) -> None:
         self.conv = resolve("convolution", self.conv, CONVOLUTIONS)
-        self.pooling = resolve("pooling", self.pooling, POOLINGS)
+        self.readout, self.pooling = resolve_readout(self.readout, self.pooling)
         self.readout = resolve("readout", self.readout, READOUTS)
+        self.pooling = resolve("pooling", self.pooling, POOLINGS)
+        if self.readout == "site" and self.pooling != "mean":
+            raise InputError(
+                "--pooling",
+                f"{self.pooling} pools the atom vectors before the head, but --readout site "
+                "averages the head's per-site values; give --readout pooled with it",
+            )
         self.activation = resolve("activation", self.activation, ACTIVATIONS)
         for name in ("atom_fea_len", "h_fea_len", "n_h"):
             if int(getattr(self, name)) < 1:
@@ -531,6 +555,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "h_fea_len": 128,
         "n_h": 1,
         "pooling": "mean",
+        "readout": "pooled",
         "optim": "sgd",
         "lr": 0.01,
         "momentum": 0.9,
