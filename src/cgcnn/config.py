@@ -280,8 +280,8 @@ class ModelOptions:
     )
     pooling: str | None = option(
         None,
-        "pool the atom vectors, then apply the head (--readout pooled): mean, max, sum or "
-        "attention. Not given: --readout site",
+        "how --readout pooled pools the atom vectors before the head; giving it selects "
+        "--readout pooled (not given: the per-site readout, which averages)",
         choices=POOLINGS,
         show_default=False,
     )
