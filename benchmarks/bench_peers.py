@@ -540,12 +540,11 @@ def main(argv: list[str] | None = None) -> int:
             continue
         if budget is None or "ours" in tools:
             ours = train(data, ours_dir, ["--split", str(split), *options])
-            key = "test_roc_auc" if TASKS[task]["kind"] == "classification" else "test_mae"
             if budget is None:
                 budget = wall_seconds(ours)
             if "ours" in tools:
-                results["ours"][k] = our_result(task, ours_dir)
-                print(f"fold {k}: ours {fmt(float(ours[key]), task)}, {budget:.0f} s", flush=True)
+                results["ours"][k] = row = our_result(task, ours_dir)
+                print(f"fold {k}: ours {fmt(row['metric'], task)}, {budget:.0f} s", flush=True)
         for tool in tools:
             if tool == "ours" or (tool, task) in CANNOT:
                 continue
