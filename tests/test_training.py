@@ -281,6 +281,21 @@ def test_test_ratio_zero_and_split_sizes(tmp_path):
     assert (m["n_train"], m["n_val"], m["n_test"]) == (5, 3, 2)
 
 
+def test_no_validation_split_trains_and_keeps_the_last_epoch(tmp_path):
+    result = _run(tmp_path, "noval", val_ratio=0.0, test_ratio=0.2, epochs=3)
+    out = tmp_path / "noval"
+    m = result.metrics
+    assert (m["n_train"], m["n_val"], m["n_test"]) == (8, 0, 2)
+    assert m["epochs_run"] == 3 and np.isfinite(m["test_mae"])
+    assert result.checkpoint == out / "best.ckpt"
+    best = torch.load(out / "best.ckpt", map_location="cpu", weights_only=False)
+    last = torch.load(out / "last.ckpt", map_location="cpu", weights_only=False)
+    assert best["epoch"] == last["epoch"] == 2  # the last epoch, counted from 0
+    ensemble = _run(tmp_path, "noval-ensemble", val_ratio=0.0, test_ratio=0.2, ensemble=2, jobs=1)
+    assert ensemble.metrics["n_val"] == 0 and np.isfinite(ensemble.metrics["test_mae"])
+    assert "uncertainty_scale" not in ensemble.metrics  # nothing to calibrate it on
+
+
 def test_same_seed_same_result(tmp_path):
     first = _run(tmp_path, "a", epochs=3, seed=5, test_ratio=0.3)
     second = _run(tmp_path, "b", epochs=3, seed=5, test_ratio=0.3)

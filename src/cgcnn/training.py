@@ -40,7 +40,7 @@ from cgcnn.config import (
 from cgcnn.dataset import CrystalGraphDataset
 from cgcnn.elements import require_elements, resolve_atom_features
 from cgcnn.errors import InputError, first_line
-from cgcnn.files import make_folder, write_json
+from cgcnn.files import atomic_write, make_folder, write_json
 from cgcnn.logs import EpochLog
 from cgcnn.nn.convs import CONVOLUTION_LAYERS
 from cgcnn.nn.model import CGCNN, CGCNNConfig
@@ -446,6 +446,7 @@ def _train(data: Any, out: Path, settings: RunSettings) -> TrainResult:
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
         warnings.filterwarnings("ignore", ".*number of training batches.*")
         warnings.filterwarnings("ignore", ".*exists and is not empty.*")
+        warnings.filterwarnings("ignore", ".*have no `val_dataloader`.*")  # --val-ratio 0
         _fit(trainer, module, loaders, None if resume is None else str(resume))
     train_seconds = time.perf_counter() - started
     if not trainer.is_global_zero:
@@ -803,17 +804,21 @@ def _trainer(
     # classification: the cross-entropy (always defined, even with one class in a split)
     monitor = "val_mae" if task == "regression" else "val_loss"
     callbacks: list = [
-        ModelCheckpoint(
-            dirpath=out,
-            filename="best",
-            monitor=monitor if has_val else None,
-            mode="min",
-            enable_version_counter=False,
-        ),
         # last.ckpt after every epoch, for --resume: ModelCheckpoint's own save_last only
         # rewrites it when best.ckpt is rewritten, i.e. at the last epoch that improved
         ModelCheckpoint(dirpath=out, filename="last", enable_version_counter=False),
     ]
+    if has_val:  # without validation the last epoch is the best one (see _best_checkpoint)
+        callbacks.insert(
+            0,
+            ModelCheckpoint(
+                dirpath=out,
+                filename="best",
+                monitor=monitor,
+                mode="min",
+                enable_version_counter=False,
+            ),
+        )
     if has_val and config.patience > 0:
         callbacks.append(EarlyStopping(monitor=monitor, mode="min", patience=config.patience))
     if config.ema > 0:
@@ -855,13 +860,20 @@ def _trainer(
 
 
 def _best_checkpoint(trainer: L.Trainer, out: Path) -> Path:
+    """``best.ckpt``: the epoch with the best validation metric, or without a validation
+    split the last epoch (copied from ``last.ckpt``, so that every run has a best.ckpt)."""
     from lightning.pytorch.callbacks import ModelCheckpoint
 
     for callback in trainer.callbacks:
         is_best = isinstance(callback, ModelCheckpoint) and callback.filename == "best"
         if is_best and callback.best_model_path:
             return Path(callback.best_model_path)
-    return out / "last.ckpt"
+    last, best = out / "last.ckpt", out / "best.ckpt"
+    if not last.is_file():
+        return last
+    with atomic_write(best, "wb") as handle:
+        handle.write(last.read_bytes())
+    return best
 
 
 def _check_options(options: dict[str, Any]) -> None:
