@@ -98,6 +98,20 @@ def test_the_readout_is_per_site_unless_a_pooling_is_asked_for():
     assert model(**PRESETS["original"]) == ("pooled", "mean")
 
 
+def test_the_library_warns_when_a_per_site_readout_leaves_a_pooling_unused():
+    import warnings
+
+    from cgcnn.nn import CGCNNConfig
+
+    with pytest.warns(UserWarning, match="pooling='max' is unused"):
+        CGCNNConfig(readout="site", pooling="max")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        CGCNNConfig(readout="site", pooling="mean")
+        CGCNNConfig(readout="pooled", pooling="max")
+        CGCNNConfig(readout="site", pooling="max", extensive=True)  # extensive sums anyway
+
+
 def test_preset_original_sets_only_known_settings():
     known = fields_by_name()
     assert set(PRESETS["original"]) <= set(known)

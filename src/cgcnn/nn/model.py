@@ -8,6 +8,7 @@ is in its buffers, so a checkpoint holds the whole predictor.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -111,6 +112,13 @@ class CGCNNConfig:
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         self.readout = resolve("readout", self.readout, READOUTS)
+        if self.readout == "site" and self.pooling != "mean" and not self.extensive:
+            # not an error: a checkpoint saved with this pair must still load
+            warnings.warn(
+                f"readout='site' averages the per-site outputs; pooling={self.pooling!r} is "
+                "unused (it applies to readout='pooled')",
+                stacklevel=3,
+            )
         if CONVOLUTION_LAYERS[self.conv].sees_angles:
             if not self.angle_radius > 0:
                 self.angle_radius = DEFAULT_ANGLE_RADIUS
