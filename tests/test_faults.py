@@ -351,6 +351,28 @@ def test_resume_refuses_other_data_other_settings_and_a_missing_file(tmp_path, c
     assert _cli(capsys, *base, "--epochs", "2", "--resume", last)[0] == 0
 
 
+def test_resume_takes_the_settings_not_given_from_the_checkpoint(tmp_path, capsys):
+    data = shared("sample-regression")
+    out = tmp_path / "run"
+    started = ["--epochs", "3", "--lr", "0.01", "--readout", "pooled", "--pooling", "max"]
+    base = ["train", data, "--out", out, *TINY_ARGS, "--cache", tmp_path]
+    assert _cli(capsys, *base, *started, "--stop-after", "1")[0] == 0
+    # neither the epochs, the learning rate nor the readout is repeated: the run goes on as
+    # it was started, not with today's defaults (100 epochs, lr 0.003, the per-site readout)
+    argv = ["train", data, "--out", out, "--cache", tmp_path, "--resume", out / "last.ckpt"]
+    code, _, err = _cli(capsys, *argv)
+    assert code == 0, err
+    state = torch.load(out / "last.ckpt", map_location="cpu", weights_only=False)
+    hparams = state["hyper_parameters"]
+    assert state["epoch"] == 2  # the planned 3 epochs, counted from 0
+    assert hparams["train_config"]["lr"] == 0.01 and hparams["train_config"]["epochs"] == 3
+    assert (hparams["model_config"]["readout"], hparams["model_config"]["pooling"]) == (
+        "pooled",
+        "max",
+    )
+    assert hparams["model_config"]["atom_fea_len"] == 8
+
+
 def test_a_finished_out_is_refused_unless_overwrite(tmp_path, capsys):
     data = shared("sample-regression")
     out = tmp_path / "run"

@@ -463,7 +463,8 @@ class RunOptions:
 
     resume: str | None = option(
         None,
-        "continue from OUT/last.ckpt (a file or an http(s):// address)",
+        "continue from OUT/last.ckpt (a file or an http(s):// address); settings not "
+        "given are the checkpoint's",
         metavar="CKPT",
         show_default=False,
     )

@@ -139,6 +139,32 @@ def plan_resume(
     return ResumePlan(source, epochs_done, False)
 
 
+#: where a checkpoint records each section's settings, and the sections it may fill
+_RECORDS = {
+    "graph_settings": {"graph"},
+    "model_config": {"model", "data"},
+    "train_config": {"optim"},
+}
+
+
+def recorded_settings(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """The run settings a training checkpoint was made with (graph, model, optimisation,
+    and the task), by setting name: what ``--resume`` takes for the settings not given, so
+    that a run resumes as it was started even where a default has changed since."""
+    from cgcnn.config import fields_by_name
+
+    known = fields_by_name()
+    hparams = checkpoint.get("hyper_parameters") or {}
+    settings: dict[str, Any] = {}
+    for record, sections in _RECORDS.items():
+        for name, value in (hparams.get(record) or {}).items():
+            if name in known and known[name][0] in sections and value is not None:
+                settings[name] = value
+    if settings.get("task") != "classification":
+        settings.pop("n_classes", None)  # a regression's placeholder, not a choice
+    return settings
+
+
 def _same(source: str, kind: str, old: dict, new: dict, skip: set[str] = frozenset()) -> None:
     for key in sorted(set(old) | set(new)):
         if key in skip or key not in old or key not in new:

@@ -237,11 +237,11 @@ def train(data: Any, out: str | os.PathLike = "cgcnn-run", **options: Any) -> Tr
     must agree with it); the targets, their scaling and the task are the new run's.
 
     ``resume`` continues the run of a ``last.ckpt`` (a file or an ``http(s)://`` address,
-    read without running pickled code) into ``out``: the data, split, graph, model and
-    optimisation settings must be the checkpoint's (only ``epochs`` may grow), else the run
-    is refused with the setting that differs.  A run that is already complete is left
-    untouched and its recorded metrics returned.  Without ``resume``, an ``out`` holding a
-    finished run is refused unless ``overwrite``.
+    read without running pickled code) into ``out``: graph, model and optimisation settings
+    not given are the checkpoint's; the data, the split and the settings given must be the
+    checkpoint's (only ``epochs`` may grow), else the run is refused with what differs.  A
+    run that is already complete is left untouched and its recorded metrics returned.
+    Without ``resume``, an ``out`` holding a finished run is refused unless ``overwrite``.
 
     ``skip_invalid`` leaves bad structures out; they are listed with their reasons in
     ``skipped`` (default ``out/skipped.csv``) and counted in the metrics as ``n_skipped``.
@@ -274,6 +274,10 @@ train.__annotations__ = {
 
 def _train(data: Any, out: Path, settings: RunSettings) -> TrainResult:
     """:func:`train` on checked settings."""
+    resume_state = None
+    if settings.run.resume is not None:
+        resume_state = read_checkpoint(settings.run.resume)  # refused here, before featurizing
+        settings = _resumed_settings(settings, resume_state)
     data_options, model_options, run = settings.data, settings.model, settings.run
     # the settings as train()'s keywords, for the data set's reader and ensemble members
     options = {k: v for k, v in settings.flat().items() if k not in {"ensemble", "jobs", *COMPUTED}}
@@ -283,9 +287,6 @@ def _train(data: Any, out: Path, settings: RunSettings) -> TrainResult:
     _quiet_lightning()
     if resume is None:
         refuse_finished_out(out, run.overwrite)
-        resume_state = None
-    else:
-        resume_state = read_checkpoint(resume)  # refused here, before anything is featurized
     train_config = settings.optim
     _check_options(options)
     start = None
@@ -857,6 +858,16 @@ def _trainer(
         log_every_n_steps=1,
         num_sanity_val_steps=0,
     )
+
+
+def _resumed_settings(settings: RunSettings, checkpoint: dict[str, Any]) -> RunSettings:
+    """``settings`` with what was not given taken from the checkpoint's record (given ones
+    win, and :func:`cgcnn.resume.plan_resume` then refuses those that differ)."""
+    from cgcnn.resume import recorded_settings
+
+    values = settings.flat()
+    given = {name: values[name] for name in settings.given}
+    return RunSettings.from_options({**recorded_settings(checkpoint), **given})
 
 
 def _best_checkpoint(trainer: L.Trainer, out: Path) -> Path:
