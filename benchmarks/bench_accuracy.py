@@ -29,7 +29,7 @@ else but the split and, for classification, ``--task``), with a fixed seed:
     python benchmarks/bench_accuracy.py metal --folds 5
     python benchmarks/bench_accuracy.py carbon24            # 5 folds, ~25 min
     python benchmarks/bench_accuracy.py perov5 -- --ensemble 3   # extra train options
-    python benchmarks/bench_accuracy.py perov5 --no-validation   # train on train + val
+    python benchmarks/bench_accuracy.py perov5 --no-validation   # OUT/perov5-no-validation
 
 Each run's outputs stay in ``--out`` (default ``bench-accuracy/``); a summary is printed
 and written to ``OUT/TASK-summary.json``.
@@ -337,7 +337,8 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(args.out)
     tasks = ["perov5", "homework", "metal"] if args.task == "all" else [args.task]
     for task in tasks:
-        out = root / task
+        # its own folder: finished folds are reused, and these are other runs
+        out = root / (task if VALIDATION_SHARE else f"{task}-no-validation")
         out.mkdir(parents=True, exist_ok=True)
         if task == "perov5":
             rows = perov5_rows()
