@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from cgcnn.config import RunSettings, fields_by_name
 from cgcnn.errors import InputError
 
 #: Files whose presence in ``--out`` marks a finished run (single model, ensemble).
@@ -147,12 +148,18 @@ _RECORDS = {
 }
 
 
-def recorded_settings(checkpoint: dict[str, Any]) -> dict[str, Any]:
-    """The run settings a training checkpoint was made with (graph, model, optimisation,
-    and the task), by setting name: what ``--resume`` takes for the settings not given, so
-    that a run resumes as it was started even where a default has changed since."""
-    from cgcnn.config import fields_by_name
+def resumed_settings(settings: RunSettings, checkpoint: dict[str, Any]) -> RunSettings:
+    """``settings`` with what was not given taken from the checkpoint's record, so that a
+    run resumes as it was started even where a default has changed since (given settings
+    win, and :func:`plan_resume` then refuses those that differ)."""
+    values = settings.flat()
+    given = {name: values[name] for name in settings.given}
+    return RunSettings.from_options({**_recorded_settings(checkpoint), **given})
 
+
+def _recorded_settings(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """The run settings a training checkpoint was made with (graph, model, optimisation,
+    and the task), by setting name."""
     known = fields_by_name()
     hparams = checkpoint.get("hyper_parameters") or {}
     settings: dict[str, Any] = {}

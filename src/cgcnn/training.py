@@ -44,7 +44,13 @@ from cgcnn.files import atomic_write, make_folder, write_json
 from cgcnn.logs import EpochLog
 from cgcnn.nn.convs import CONVOLUTION_LAYERS
 from cgcnn.nn.model import CGCNN, CGCNNConfig
-from cgcnn.resume import ResumePlan, fingerprint, plan_resume, refuse_finished_out
+from cgcnn.resume import (
+    ResumePlan,
+    fingerprint,
+    plan_resume,
+    refuse_finished_out,
+    resumed_settings,
+)
 from cgcnn.splits import Split, random_split, split_from_file
 from cgcnn.targets import fit_references, standardization
 
@@ -277,7 +283,7 @@ def _train(data: Any, out: Path, settings: RunSettings) -> TrainResult:
     resume_state = None
     if settings.run.resume is not None:
         resume_state = read_checkpoint(settings.run.resume)  # refused here, before featurizing
-        settings = _resumed_settings(settings, resume_state)
+        settings = resumed_settings(settings, resume_state)
     data_options, model_options, run = settings.data, settings.model, settings.run
     # the settings as train()'s keywords, for the data set's reader and ensemble members
     options = {k: v for k, v in settings.flat().items() if k not in {"ensemble", "jobs", *COMPUTED}}
@@ -858,16 +864,6 @@ def _trainer(
         log_every_n_steps=1,
         num_sanity_val_steps=0,
     )
-
-
-def _resumed_settings(settings: RunSettings, checkpoint: dict[str, Any]) -> RunSettings:
-    """``settings`` with what was not given taken from the checkpoint's record (given ones
-    win, and :func:`cgcnn.resume.plan_resume` then refuses those that differ)."""
-    from cgcnn.resume import recorded_settings
-
-    values = settings.flat()
-    given = {name: values[name] for name in settings.given}
-    return RunSettings.from_options({**recorded_settings(checkpoint), **given})
 
 
 def _best_checkpoint(trainer: L.Trainer, out: Path) -> Path:
