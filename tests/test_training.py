@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -429,6 +430,71 @@ def test_too_few_validation_crystals_give_the_raw_spread_and_say_so(tmp_path, ca
     err = capsys.readouterr().err
     assert f"ensemble: {result.metrics['n_val']} validation crystal(s) are too few" in err
     assert "the 'uncertainty' column is the members' raw spread" in err
+
+
+def test_a_final_fit_without_validation_takes_the_scale_of_a_validated_ensemble(
+    tmp_path, monkeypatch, capsys
+):
+    import cgcnn.training
+
+    monkeypatch.setattr(cgcnn.training, "MIN_CALIBRATION", 1)  # ten crystals
+    validated = _run(tmp_path, "validated", ensemble=2, jobs=1, test_ratio=0.3, epochs=1)
+    scale = validated.metrics["uncertainty_scale"]
+    final = _run(
+        tmp_path,
+        "final",
+        ensemble=2,
+        jobs=1,
+        val_ratio=0.0,
+        test_ratio=0.3,
+        epochs=1,
+        uncertainty_from=tmp_path / "validated",
+    )
+    out = tmp_path / "final"
+    assert final.metrics["n_val"] == 0 and final.metrics["uncertainty_scale"] == scale
+    listing = json.loads((out / "ensemble.json").read_text())
+    assert listing["uncertainty_scale"] == scale
+    assert listing["uncertainty_scale_from"] == str(tmp_path / "validated")
+    with open(out / "test_results.csv", newline="") as handle:
+        ours = list(csv.DictReader(handle))
+    members = []
+    for k in range(2):
+        with open(out / f"member{k}" / "test_results.csv", newline="") as handle:
+            members.append({r["id"]: float(r["prediction"]) for r in csv.DictReader(handle)})
+    for row in ours:
+        spread = np.std([m[row["id"]] for m in members], ddof=1)
+        assert float(row["uncertainty"]) == pytest.approx(scale[0] * spread, rel=1e-6)
+    assert "other settings" not in capsys.readouterr().err
+    # a scale from a model with other settings is taken, with a warning that names them
+    _run(
+        tmp_path,
+        "other",
+        ensemble=2,
+        jobs=1,
+        val_ratio=0.0,
+        epochs=1,
+        atom_fea_len=8,
+        uncertainty_from=tmp_path / "validated" / "ensemble.json",
+    )
+    assert "atom_fea_len = 16 there, 8 here" in capsys.readouterr().err
+
+    # refused before anything trains: no ensemble, a classification, a source that is not an
+    # ensemble or has no scale or predicts another target
+    cases = [
+        ({"ensemble": 1}, tmp_path / "validated", "--uncertainty-from: scales the spread of an"),
+        ({"task": "classification"}, tmp_path / "validated", "not probabilities"),
+        ({}, tmp_path / "validated" / "member0", "member0/best.ckpt: is not an ensemble"),
+        ({}, tmp_path / "final", "final/ensemble.json: has no uncertainty scale"),
+        ({}, tmp_path / "nowhere", "nowhere: no such checkpoint file or run folder"),
+        ({"target": "energy"}, tmp_path / "validated", "predicts target, this run energy"),
+    ]
+    listing = json.loads((out / "ensemble.json").read_text())
+    del listing["uncertainty_scale"]  # as a run with --val-ratio 0 alone writes it
+    (out / "ensemble.json").write_text(json.dumps(listing))
+    for options, source, message in cases:
+        with pytest.raises(InputError, match=re.escape(message)):
+            _run(tmp_path, "refused", **{"ensemble": 2, **options, "uncertainty_from": source})
+        assert not (tmp_path / "refused").exists()
 
 
 def test_ensemble_classification_and_bad_values(tmp_path):

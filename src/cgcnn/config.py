@@ -491,6 +491,14 @@ class RunOptions:
         metavar="J",
         show_default=False,
     )
+    uncertainty_from: str | None = option(
+        None,
+        "scale an ensemble's spread with the uncertainty scale of RUN (its folder or "
+        "ensemble.json), a validated ensemble of the same settings on the same data, instead "
+        "of this run's validation split: for a final fit with --val-ratio 0, which has none",
+        metavar="RUN",
+        show_default=False,
+    )
     overwrite: bool = option(
         False, "replace a finished run in --out (default: refuse, so that no run is lost)"
     )
