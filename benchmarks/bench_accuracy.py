@@ -30,6 +30,7 @@ else but the split and, for classification, ``--task``), with a fixed seed:
     python benchmarks/bench_accuracy.py carbon24            # 5 folds, ~25 min
     python benchmarks/bench_accuracy.py perov5 -- --ensemble 3   # extra train options
     python benchmarks/bench_accuracy.py perov5 --no-validation   # OUT/perov5-no-validation
+                                       # (the scale of each fold's ensemble in OUT/perov5)
 
 Each run's outputs stay in ``--out`` (default ``bench-accuracy/``); a summary is printed
 and written to ``OUT/TASK-summary.json``.
@@ -146,14 +147,34 @@ def wall_seconds(metrics: dict) -> float:
 ONLY: set[int] | None = None
 
 
+def scale_source(validated: Path | None) -> list[str]:
+    """``--uncertainty-from`` the validated ensemble in ``validated`` (the same task and fold
+    trained with a validation split), when there is one with a scale; else nothing."""
+    listing = None if validated is None else validated / "ensemble.json"
+    if listing is None or not listing.is_file():
+        return []
+    if "uncertainty_scale" not in json.loads(listing.read_text()):
+        return []
+    return ["--uncertainty-from", str(validated)]
+
+
 def cross_validate(
-    data: Path, ids: list[str], values: np.ndarray, folds: int, out: Path, options: list[str]
+    data: Path,
+    ids: list[str],
+    values: np.ndarray,
+    folds: int,
+    out: Path,
+    options: list[str],
+    validated: Path | None = None,
 ) -> list[dict]:
+    """Train and test each fold; ``validated``: the folder of the same cross-validation with
+    a validation split, whose ensembles give their uncertainty scales to these folds."""
     results = []
     for k, split in enumerate(fold_splits(ids, folds, out)):
         if ONLY is not None and k not in ONLY:
             continue
-        metrics = train(data, out / f"fold{k}", ["--split", str(split), *options])
+        borrowed = scale_source(None if validated is None else validated / f"fold{k}")
+        metrics = train(data, out / f"fold{k}", ["--split", str(split), *options, *borrowed])
         roles = dict(csv.reader(split.open()))
         train_mask = np.array([roles[i] == "train" for i in ids])
         test_mask = np.array([roles[i] == "test" for i in ids])
@@ -218,7 +239,7 @@ def summarise(
 
 def spread_calibration(out: Path, folds: int) -> dict | None:
     """How the ensemble's ``uncertainty`` column (the members' spread, scaled on each fold's
-    validation split) relates to the error, over the out-of-fold test predictions of a
+    validation split, or with ``--no-validation`` by the validated ensemble's scale) relates to the error, over the out-of-fold test predictions of a
     regression cross-validation (None with one member): the mean |error| / mean
     uncertainty, the share of errors within 1, 2 and 3 uncertainties (a normal error: 68 %,
     95 %, 99.7 %), the MAE of the fifth of crystals with the smallest and the largest
@@ -325,7 +346,9 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="train on every non-test crystal of each fold (the homework: its validation "
         "crystals too), for the whole schedule, keeping the last epoch: no early stopping "
-        "and no calibrated uncertainty (cgcnn train --val-ratio 0)",
+        "(cgcnn train --val-ratio 0); the uncertainty takes the scale of the same fold's "
+        "validated ensemble in OUT/TASK when it is there (--uncertainty-from), else it is "
+        "the raw spread",
     )
     args = parser.parse_args(argv)
     global ONLY, VALIDATION_SHARE
@@ -340,12 +363,14 @@ def main(argv: list[str] | None = None) -> int:
         # its own folder: finished folds are reused, and these are other runs
         out = root / (task if VALIDATION_SHARE else f"{task}-no-validation")
         out.mkdir(parents=True, exist_ok=True)
+        # without validation a regression ensemble borrows the scale of the validated run
+        validated = None if VALIDATION_SHARE else root / task
         if task == "perov5":
             rows = perov5_rows()
             ids = [r["material_id"] for r in rows]
             values = np.array([float(r["heat_ref"]) for r in rows])
             options = ["--target", "heat_ref", *extra]
-            results = cross_validate(PEROV5, ids, values, args.folds, out, options)
+            results = cross_validate(PEROV5, ids, values, args.folds, out, options, validated)
             calibration = spread_calibration(out, args.folds)
             extra = {"uncertainty": calibration} if calibration is not None else None
             summarise(task, results, "test_mae", out, extra)
@@ -362,12 +387,13 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
             options = ["--target", "energy_per_atom", *extra]
-            results = cross_validate(CARBON24, ids, values, args.folds, out, options)
+            results = cross_validate(CARBON24, ids, values, args.folds, out, options, validated)
             summarise(task, results, "test_mae", out, {"gradient_boosting_mae": baseline})
         elif task == "homework":
             split = HOMEWORK_SPLIT if VALIDATION_SHARE else without_validation(HOMEWORK_SPLIT, out)
             options = ["--split", str(split), "--extensive", *extra]
-            metrics = train(HOMEWORK, out / "run", options)
+            borrowed = scale_source(None if validated is None else validated / "run")
+            metrics = train(HOMEWORK, out / "run", [*options, *borrowed])
             print(f"homework: test MAE {metrics['test_mae']:.3f} eV/cell")
             summarise(task, [metrics], "test_mae", out)
         else:
