@@ -230,7 +230,10 @@ def train(data: Any, out: str | os.PathLike = "cgcnn-run", **options: Any) -> Tr
     ``cgcnn train`` trains 4 unless told ``--ensemble 1``.  ``split_seed`` draws the random
     split (default ``seed``).  ``jobs`` members train at once, each in its own process with
     ``cores // jobs`` threads (default: as many as there are cores and members, on a single
-    CPU device; the graphs are featurized once, first).
+    CPU device; the graphs are featurized once, first).  ``uncertainty_from`` (a run folder
+    or ``ensemble.json``) gives an ensemble trained without a validation split, e.g.
+    ``val_ratio=0``, the uncertainty scale of a validated one
+    (:func:`borrowed_uncertainty_scale`).
 
     ``ema=d`` (0 < d < 1, default 0.99) validates, keeps and tests an exponential moving
     average of the weights with decay ``d`` per step instead of the weights themselves
