@@ -239,8 +239,9 @@ def summarise(
 
 def spread_calibration(out: Path, folds: int) -> dict | None:
     """How the ensemble's ``uncertainty`` column (the members' spread, scaled on each fold's
-    validation split, or with ``--no-validation`` by the validated ensemble's scale) relates to the error, over the out-of-fold test predictions of a
-    regression cross-validation (None with one member): the mean |error| / mean
+    validation split, or with ``--no-validation`` by the validated ensemble's scale) relates
+    to the error, over the out-of-fold test predictions of a regression cross-validation
+    (None with one member): the mean |error| / mean
     uncertainty, the share of errors within 1, 2 and 3 uncertainties (a normal error: 68 %,
     95 %, 99.7 %), the MAE of the fifth of crystals with the smallest and the largest
     uncertainty, and the Spearman rank correlation of uncertainty and |error|."""
