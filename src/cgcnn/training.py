@@ -50,6 +50,7 @@ from cgcnn.resume import (
     plan_resume,
     refuse_finished_out,
     resumed_settings,
+    same_value,
 )
 from cgcnn.splits import Split, random_split, split_from_file
 from cgcnn.targets import fit_references, standardization
@@ -724,7 +725,7 @@ def borrowed_uncertainty_scale(
     differ = [
         f"{key} = {recorded[key]} there, {value} here"
         for key, value in ours.items()
-        if key != "target_units" and recorded.get(key) != value
+        if key != "target_units" and not same_value(recorded.get(key), value)
     ]
     if differ:
         print(
